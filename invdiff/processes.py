@@ -1,0 +1,538 @@
+r"""Forward processes :math:`x_t = a_t x_0 + b_t \varepsilon` and prediction conversions.
+
+One notation serves the three model families (ALGORITHMS.md §1):
+
+========  ===================  ==============  ==========================================
+family    :math:`a_t`           :math:`b_t`      time variable ``t``
+========  ===================  ==============  ==========================================
+VP        :math:`\sqrt{\bar\alpha_t}`  :math:`\sqrt{1-\bar\alpha_t}`  DDPM step, ``t`` in ``[0, T]``
+VE        1                     :math:`\sigma`  ``t = sigma``
+Flow      :math:`1 - t`         :math:`t`       ``t`` in ``[0, 1]``, ``t = 0`` is data
+========  ===================  ==============  ==========================================
+
+Every method of a process accepts a Python float (and returns one) or an array of
+any namespace (and returns one in that namespace, device and dtype).
+
+The four prediction kinds of a network (``"eps"``, ``"x0"``, ``"score"``,
+``"velocity"``) are all affine in :math:`(\hat\varepsilon, x_t)`, so every conversion
+is ``dst = c_pred * pred + c_x * x_t`` with coefficients from :math:`a, b, \dot a, \dot b`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from typing import Any
+
+from ._array_api import as_python_float, device_of, is_array, namespace
+
+__all__ = [
+    "ForwardProcess",
+    "VP",
+    "VE",
+    "Flow",
+    "PREDICTIONS",
+    "convert",
+    "to_eps",
+    "to_x0",
+    "to_score",
+    "to_velocity",
+    "predict",
+    "reexpress",
+]
+
+PREDICTIONS = ("eps", "x0", "score", "velocity")
+
+
+def _ops(t):
+    """``math`` for Python numbers, the array namespace for arrays."""
+    return namespace(t=t) if is_array(t) else math
+
+
+class ForwardProcess:
+    r"""Base class: :math:`x_t = a(t) x_0 + b(t) \varepsilon`.
+
+    Subclasses define ``a``, ``b``, ``da``, ``db`` (time derivatives), ``t_min``,
+    ``t_max``, and :meth:`t_of_ratio`, the inverse of the noise-to-signal ratio
+    :math:`b/a`, used to move a model between processes.
+    """
+
+    t_min: float = 0.0
+    t_max: float = 1.0
+
+    def a(self, t):
+        raise NotImplementedError
+
+    def b(self, t):
+        raise NotImplementedError
+
+    def da(self, t):
+        raise NotImplementedError
+
+    def db(self, t):
+        raise NotImplementedError
+
+    def ratio(self, t):
+        """Noise-to-signal ratio :math:`b_t / a_t` (the VE sigma that matches ``t``)."""
+        return self.b(t) / self.a(t)
+
+    def t_of_ratio(self, r: float) -> float:
+        """Time at which :math:`b_t/a_t = r` (clipped to ``[t_min, t_max]``)."""
+        raise NotImplementedError
+
+    def time_grid(self, steps: int) -> list[float]:
+        """``steps + 1`` decreasing times from ``t_max`` to ``t_min`` (uniform in t)."""
+        steps = _check_steps(steps)
+        return [self.t_max + (self.t_min - self.t_max) * i / steps for i in range(steps + 1)]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._params()})"
+
+    def _params(self) -> str:
+        return ""
+
+
+def _check_steps(steps) -> int:
+    if isinstance(steps, bool) or int(steps) != steps or steps < 1:
+        raise ValueError(f"steps must be a positive integer; received {steps!r}")
+    return int(steps)
+
+
+class VP(ForwardProcess):
+    r"""Variance-preserving (DDPM) process from a discrete :math:`\beta` schedule.
+
+    Time is measured in DDPM steps: ``t = k`` (integer, ``1..T``) gives
+    :math:`\bar\alpha_k = \prod_{s \le k} (1 - \beta_s)` exactly; ``t = 0`` is clean data;
+    :math:`\log \bar\alpha_t` is piecewise linear in between, so any sampler may query
+    fractional times. A network trained on the 0-indexed steps ``0..T-1`` receives
+    ``t - 1`` (the adapter's business).
+
+    Parameters
+    ----------
+    betas : sequence of float
+        :math:`\beta_1, \ldots, \beta_T`, each in ``(0, 1)``.
+
+    Examples
+    --------
+    >>> import invdiff as ivd
+    >>> proc = ivd.processes.VP.linear(T=1000)
+    >>> round(proc.alpha_bar(1), 6), round(proc.a(0.0), 6)
+    (0.9999, 1.0)
+    >>> round(proc.a(1000) ** 2 + proc.b(1000) ** 2, 12)
+    1.0
+    """
+
+    def __init__(self, betas, name: str = "custom"):
+        betas = [float(b) for b in betas]
+        if not betas or not all(0.0 < b < 1.0 for b in betas):
+            raise ValueError("betas must be a non-empty sequence of numbers in (0, 1)")
+        self.name = name
+        self.T = len(betas)
+        self.t_max = float(self.T)
+        self.t_min = 0.0
+        self.betas = tuple(betas)
+        self.alphas = tuple(1.0 - b for b in betas)
+        self._log_alpha = [0.0] + [math.log1p(-b) for b in betas]  # index k: log alpha_k
+        log_ab = [0.0]
+        for la in self._log_alpha[1:]:
+            log_ab.append(log_ab[-1] + la)
+        self._log_alpha_bar = log_ab  # index k = 0..T
+        self.alphas_cumprod = tuple(math.exp(v) for v in log_ab[1:])
+        self._tables: dict[tuple, Any] = {}
+
+    @classmethod
+    def linear(cls, T: int = 1000, beta_min: float = 1e-4, beta_max: float = 0.02) -> VP:
+        """DDPM's linear schedule (Ho et al. 2020): :math:`\\beta` from ``beta_min`` to ``beta_max``.
+
+        Examples
+        --------
+        >>> import invdiff as ivd
+        >>> ivd.processes.VP.linear(T=10).T
+        10
+        """
+        T = _check_steps(T)
+        if T == 1:
+            return cls([beta_min], name="linear")
+        step = (beta_max - beta_min) / (T - 1)
+        vp = cls([beta_min + k * step for k in range(T)], name="linear")
+        vp._args = (T, beta_min, beta_max)
+        return vp
+
+    @classmethod
+    def cosine(cls, T: int = 1000, s: float = 0.008, max_beta: float = 0.999) -> VP:
+        """Nichol & Dhariwal (2021) cosine schedule, :math:`\\beta` clipped at ``max_beta``.
+
+        Examples
+        --------
+        >>> import invdiff as ivd
+        >>> proc = ivd.processes.VP.cosine(T=1000)
+        >>> 0.99 < proc.alpha_bar(1) < 1.0
+        True
+        """
+        T = _check_steps(T)
+
+        def f(k):
+            return math.cos((k / T + s) / (1 + s) * math.pi / 2) ** 2
+
+        betas = [min(1 - f(k) / f(k - 1), max_beta) for k in range(1, T + 1)]
+        return cls(betas, name="cosine")
+
+    def _params(self) -> str:
+        if self.name == "linear" and hasattr(self, "_args"):
+            T, lo, hi = self._args
+            return f"linear, T={T}, beta_min={lo}, beta_max={hi}"
+        return f"{self.name}, T={self.T}"
+
+    # -- discrete DDPM quantities (integer k in 1..T) ----------------------------------
+    def _k(self, k) -> int:
+        if int(k) != k or not 1 <= k <= self.T:
+            raise ValueError(f"step k must be an integer in 1..{self.T}; received {k!r}")
+        return int(k)
+
+    def alpha_bar(self, k) -> float:
+        r""":math:`\bar\alpha_k`; ``alpha_bar(0) == 1``."""
+        return 1.0 if k == 0 else self.alphas_cumprod[self._k(k) - 1]
+
+    def alpha(self, k) -> float:
+        r""":math:`\alpha_k = 1 - \beta_k`."""
+        return self.alphas[self._k(k) - 1]
+
+    def beta(self, k) -> float:
+        r""":math:`\beta_k`."""
+        return self.betas[self._k(k) - 1]
+
+    def beta_tilde(self, k) -> float:
+        r"""Posterior variance :math:`\tilde\beta_k = \beta_k (1-\bar\alpha_{k-1})/(1-\bar\alpha_k)`."""
+        k = self._k(k)
+        return self.beta(k) * (1 - self.alpha_bar(k - 1)) / (1 - self.alpha_bar(k))
+
+    # -- continuous interpolation --------------------------------------------------------
+    def _table(self, name: str, like):
+        xp = namespace(t=like)
+        key = (name, xp.__name__, str(device_of(like)), str(like.dtype))
+        if key not in self._tables:
+            values = self._log_alpha_bar if name == "log_ab" else self._log_alpha
+            self._tables[key] = xp.asarray(values, dtype=like.dtype, device=device_of(like))
+        return self._tables[key]
+
+    def _log_ab_and_slope(self, t):
+        """:math:`\\log\\bar\\alpha_t` and its slope :math:`d\\log\\bar\\alpha/dt`."""
+        if is_array(t):
+            xp = namespace(t=t)
+            tc = xp.clip(t, 0.0, self.t_max)
+            k = xp.clip(xp.ceil(tc), 1.0, float(self.T))  # interval (k-1, k]
+            idx = xp.astype(k, xp.int64)
+            slope = xp.take(self._table("log_a", t), idx)
+            left = xp.take(self._table("log_ab", t), idx - 1)
+            return left + slope * (tc - (k - 1.0)), slope
+        tc = min(max(float(t), 0.0), self.t_max)
+        k = min(max(math.ceil(tc), 1), self.T)
+        slope = self._log_alpha[k]
+        return self._log_alpha_bar[k - 1] + slope * (tc - (k - 1)), slope
+
+    def a(self, t):
+        log_ab, _ = self._log_ab_and_slope(t)
+        return _ops(t).exp(0.5 * log_ab)
+
+    def b(self, t):
+        log_ab, _ = self._log_ab_and_slope(t)
+        return _ops(t).sqrt(-_ops(t).expm1(log_ab))
+
+    def da(self, t):
+        log_ab, slope = self._log_ab_and_slope(t)
+        return 0.5 * slope * _ops(t).exp(0.5 * log_ab)
+
+    def db(self, t):
+        m = _ops(t)
+        log_ab, slope = self._log_ab_and_slope(t)
+        return -0.5 * slope * m.exp(log_ab) / m.sqrt(-m.expm1(log_ab))
+
+    def t_of_ratio(self, r: float) -> float:
+        r = as_python_float(r)
+        if r <= 0:
+            return 0.0
+        target = -math.log1p(r * r)  # log alphabar at ratio r
+        neg = [-v for v in self._log_alpha_bar]  # increasing in k
+        k = bisect.bisect_left(neg, -target)
+        if k > self.T:
+            return self.t_max
+        k = max(k, 1)
+        return (k - 1) + (target - self._log_alpha_bar[k - 1]) / self._log_alpha[k]
+
+
+class VE(ForwardProcess):
+    r"""Variance-exploding (NCSN) process: :math:`a_t = 1`, :math:`b_t = t = \sigma`.
+
+    The time variable *is* the noise level. :meth:`geometric` adds the discrete
+    levels of NCSN's annealing (``sigmas``, descending) used by annealed Langevin.
+
+    Examples
+    --------
+    >>> import invdiff as ivd
+    >>> ve = ivd.processes.VE.geometric(sigma_max=50.0, sigma_min=0.01, L=232)
+    >>> len(ve.sigmas), ve.sigmas[0], round(ve.sigmas[-1], 6), ve.b(3.0)
+    (232, 50.0, 0.01, 3.0)
+    """
+
+    def __init__(self, sigma_max: float, sigma_min: float, sigmas=None):
+        if not 0 < sigma_min < sigma_max:
+            raise ValueError(
+                f"need 0 < sigma_min < sigma_max; received sigma_min={sigma_min}, "
+                f"sigma_max={sigma_max}"
+            )
+        self.t_max = float(sigma_max)
+        self.t_min = float(sigma_min)
+        self.sigmas = tuple(float(s) for s in sigmas) if sigmas is not None else None
+
+    @classmethod
+    def geometric(cls, sigma_max: float = 50.0, sigma_min: float = 0.01, L: int = 232) -> VE:
+        """NCSN's geometric levels :math:`\\sigma_i = \\sigma_{max} (\\sigma_{min}/\\sigma_{max})^{i/(L-1)}`.
+
+        Examples
+        --------
+        >>> import invdiff as ivd
+        >>> ivd.processes.VE.geometric(1.0, 0.01, 3).sigmas
+        (1.0, 0.1, 0.01)
+        """
+        L = _check_steps(L)
+        if L < 2:
+            raise ValueError(f"L must be at least 2; received {L}")
+        ratio = sigma_min / sigma_max
+        sigmas = [sigma_max * ratio ** (i / (L - 1)) for i in range(L)]
+        sigmas[-1] = float(sigma_min)
+        return cls(sigma_max, sigma_min, sigmas)
+
+    def _params(self) -> str:
+        n = "" if self.sigmas is None else f", L={len(self.sigmas)}"
+        return f"sigma_max={self.t_max}, sigma_min={self.t_min}{n}"
+
+    def a(self, t):
+        return t * 0.0 + 1.0
+
+    def b(self, t):
+        return t * 1.0
+
+    def da(self, t):
+        return t * 0.0
+
+    def db(self, t):
+        return t * 0.0 + 1.0
+
+    def t_of_ratio(self, r: float) -> float:
+        return min(max(as_python_float(r), self.t_min), self.t_max)
+
+    def time_grid(self, steps: int) -> list[float]:
+        """``steps + 1`` geometrically spaced noise levels from ``sigma_max`` to ``sigma_min``."""
+        steps = _check_steps(steps)
+        ratio = self.t_min / self.t_max
+        return [self.t_max * ratio ** (i / steps) for i in range(steps + 1)]
+
+
+class Flow(ForwardProcess):
+    r"""Rectified-flow path :math:`a_t = 1 - t`, :math:`b_t = t` (``t = 0`` is data).
+
+    Examples
+    --------
+    >>> import invdiff as ivd
+    >>> f = ivd.processes.Flow.rectified()
+    >>> f.a(0.25), f.b(0.25), f.t_of_ratio(1.0)
+    (0.75, 0.25, 0.5)
+    """
+
+    t_min = 0.0
+    t_max = 1.0
+
+    @classmethod
+    def rectified(cls) -> Flow:
+        """The straight path of Liu et al. (2022)."""
+        return cls()
+
+    def a(self, t):
+        return 1.0 - t
+
+    def b(self, t):
+        return t * 1.0
+
+    def da(self, t):
+        return t * 0.0 - 1.0
+
+    def db(self, t):
+        return t * 0.0 + 1.0
+
+    def t_of_ratio(self, r: float) -> float:
+        r = as_python_float(r)
+        return 1.0 if math.isinf(r) else min(max(r / (1.0 + r), 0.0), 1.0)
+
+
+# -- conversions between prediction kinds ---------------------------------------------
+def _check_kind(name: str, kind: str) -> None:
+    if kind not in PREDICTIONS:
+        raise ValueError(f"{name} must be one of {PREDICTIONS}; received {kind!r}")
+
+
+def _eps_coefficients(kind: str, t, process: ForwardProcess):
+    """``(c_pred, c_x)`` with ``eps = c_pred * pred + c_x * x_t``."""
+    a, b = process.a(t), process.b(t)
+    if kind == "eps":
+        return 1.0, 0.0
+    if kind == "x0":  # x = a x0 + b eps
+        return -a / b, 1.0 / b
+    if kind == "score":  # s = -eps / b
+        return -b, 0.0
+    da, db = process.da(t), process.db(t)  # v = da x0 + db eps
+    det = a * db - b * da
+    return a / det, -da / det
+
+
+def _from_eps_coefficients(kind: str, t, process: ForwardProcess):
+    """``(d_eps, d_x)`` with ``pred = d_eps * eps + d_x * x_t``."""
+    a, b = process.a(t), process.b(t)
+    if kind == "eps":
+        return 1.0, 0.0
+    if kind == "x0":
+        return -b / a, 1.0 / a
+    if kind == "score":
+        return -1.0 / b, 0.0
+    da, db = process.da(t), process.db(t)
+    return (a * db - da * b) / a, da / a
+
+
+def _affine(c_pred, pred, c_x, x_t):
+    if isinstance(c_x, (int, float)) and c_x == 0:
+        return c_pred * pred
+    return c_pred * pred + c_x * x_t
+
+
+def convert(pred, src: str, dst: str, x_t, t, process: ForwardProcess):
+    r"""Convert a network output between ``"eps"``, ``"x0"``, ``"score"``, ``"velocity"``.
+
+    Uses :math:`x_t = a_t \hat x_0 + b_t \hat\varepsilon`, :math:`s = -\hat\varepsilon/b_t`
+    and :math:`v = \dot a_t \hat x_0 + \dot b_t \hat\varepsilon` (ALGORITHMS.md §1).
+
+    Parameters
+    ----------
+    pred : array
+        The prediction of kind ``src`` at ``(x_t, t)``.
+    src, dst : {"eps", "x0", "score", "velocity"}
+    x_t : array
+        The noisy input the prediction was made at.
+    t : float or array
+        Time in ``process``'s own variable.
+    process : ForwardProcess
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import invdiff as ivd
+    >>> proc = ivd.processes.Flow.rectified()
+    >>> x0, eps = np.array([1.0]), np.array([0.5])
+    >>> x_t = proc.a(0.3) * x0 + proc.b(0.3) * eps
+    >>> ivd.processes.convert(eps, "eps", "velocity", x_t, 0.3, proc)  # eps - x0
+    array([-0.5])
+    """
+    _check_kind("src", src)
+    _check_kind("dst", dst)
+    if src == dst:
+        return pred
+    if dst == "eps":
+        c_pred, c_x = _eps_coefficients(src, t, process)
+        return _affine(c_pred, pred, c_x, x_t)
+    if src == "eps":
+        d_eps, d_x = _from_eps_coefficients(dst, t, process)
+        return _affine(d_eps, pred, d_x, x_t)
+    c_pred, c_x = _eps_coefficients(src, t, process)
+    d_eps, d_x = _from_eps_coefficients(dst, t, process)
+    return _affine(d_eps * c_pred, pred, d_eps * c_x + d_x, x_t)
+
+
+def to_eps(pred, src, x_t, t, process):
+    """Shorthand for ``convert(pred, src, "eps", x_t, t, process)``."""
+    return convert(pred, src, "eps", x_t, t, process)
+
+
+def to_x0(pred, src, x_t, t, process):
+    """Shorthand for ``convert(pred, src, "x0", x_t, t, process)`` (Tweedie's estimate)."""
+    return convert(pred, src, "x0", x_t, t, process)
+
+
+def to_score(pred, src, x_t, t, process):
+    """Shorthand for ``convert(pred, src, "score", x_t, t, process)``."""
+    return convert(pred, src, "score", x_t, t, process)
+
+
+def to_velocity(pred, src, x_t, t, process):
+    """Shorthand for ``convert(pred, src, "velocity", x_t, t, process)``."""
+    return convert(pred, src, "velocity", x_t, t, process)
+
+
+def predict(model, x_t, t, kind: str):
+    """Evaluate a ScoreModel at ``(x_t, t)`` and return its prediction as ``kind``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import invdiff as ivd
+    >>> proc = ivd.processes.VP.linear()
+    >>> prior = ivd.priors.GaussianPrior(np.zeros(2), np.eye(2), process=proc)
+    >>> ivd.processes.predict(prior, np.ones((1, 2)), 10.0, "x0").shape
+    (1, 2)
+    """
+    return convert(model(x_t, t), model.prediction, kind, x_t, t, model.process)
+
+
+class reexpress:
+    r"""A ScoreModel trained under one process, re-expressed under another.
+
+    All three processes share their marginals up to scaling: :math:`x_t` under the
+    target at time :math:`t` equals :math:`(a'_s / a_t) x_t` under the model's own
+    process at the time :math:`s` with the same ratio :math:`b/a`. The wrapped model is
+    evaluated there and its output returned as an ``"eps"`` prediction (the noise is
+    the same in both parametrisations). Times beyond the model's own range are clipped
+    to it.
+
+    Parameters
+    ----------
+    model : ScoreModel
+        Has ``__call__``, ``process``, ``prediction`` (and optionally ``vjp``).
+    process : ForwardProcess
+        The process the samplers will use.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import invdiff as ivd
+    >>> vp = ivd.processes.VP.linear()
+    >>> prior = ivd.priors.GaussianPrior(np.zeros(2), np.eye(2), process=vp)
+    >>> as_flow = ivd.processes.reexpress(prior, ivd.processes.Flow.rectified())
+    >>> as_flow.prediction, as_flow.process
+    ('eps', Flow())
+    """
+
+    prediction = "eps"
+
+    def __init__(self, model, process: ForwardProcess):
+        _check_kind("model.prediction", model.prediction)
+        self.model = model
+        self.process = process
+
+    def _source_time(self, t):
+        t = as_python_float(t)
+        s = self.model.process.t_of_ratio(self.process.ratio(t))
+        return s, self.model.process.a(s) / self.process.a(t)
+
+    def __call__(self, x_t, t):
+        s, c = self._source_time(t)
+        x_s = c * x_t
+        return to_eps(self.model(x_s, s), self.model.prediction, x_s, s, self.model.process)
+
+    def vjp(self, x_t, t, cotangent):
+        """``(eps, J_eps^T cotangent)`` through the wrapped model's ``vjp``."""
+        s, c = self._source_time(t)
+        x_s = c * x_t
+        pred, pulled = self.model.vjp(x_s, s, cotangent)
+        c_pred, c_x = _eps_coefficients(self.model.prediction, s, self.model.process)
+        eps = _affine(c_pred, pred, c_x, x_s)
+        return eps, c * _affine(c_pred, pulled, c_x, cotangent)
+
+    def __repr__(self) -> str:
+        return f"reexpress({self.model!r}, {self.process!r})"

@@ -13,6 +13,13 @@ settings.register_profile("ci", deadline=None, max_examples=25, derandomize=True
 settings.register_profile("dev", deadline=None, max_examples=50)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
+try:  # tiny tensors: torch's thread pool only adds stalls on a shared 2-core machine
+    import torch
+
+    torch.set_num_threads(1)
+except ImportError:  # pragma: no cover
+    pass
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED = pathlib.Path(os.environ.get("INVDIFF_SHARED", REPO.parent / "shared"))
 

@@ -12,7 +12,7 @@ import math
 
 from ._array_api import check_floating, check_positive, namespace
 
-__all__ = ["psnr", "ssim"]
+__all__ = ["psnr", "ssim", "sliced_wasserstein"]
 
 
 def _check_pair(x, ref, xp):
@@ -175,3 +175,51 @@ def ssim(x, ref, data_range, *, window="gaussian", win_size=None, sigma=1.5, K1=
     s = ((2 * mu_x * mu_r + C1) * (2 * cov + C2)) / (
         (mu_x * mu_x + mu_r * mu_r + C1) * (var_x + var_r + C2))
     return xp.mean(s, axis=(-3, -2, -1))
+
+
+def sliced_wasserstein(x, y, *, n_projections: int = 256, rng=None):
+    r"""Sliced 2-Wasserstein distance between two sample sets of equal size ``(n, d)``.
+
+    Parameters
+    ----------
+    x, y : array of shape (n, d)
+        Samples (one per row), same namespace and device.
+    n_projections : int, default 256
+        Random directions on the unit sphere.
+    rng : invdiff.random.Generator or int, optional
+        Draws the directions (default seed 0, so two calls compare on the same directions).
+
+    Returns
+    -------
+    float
+
+    Notes
+    -----
+    Between two empirical measures of the same size the 1-D :math:`W_2` distance is the
+    RMS gap of the sorted samples; :math:`SW_2^2` averages its square over directions
+    (Bonneel et al. 2015). Two independent sample sets of one law are *not* at distance
+    zero: compare a sampler with the distance between two exact sample sets (MCGdiff's
+    benchmark design, Cardoso et al. 2024).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import invdiff as ivd
+    >>> x = np.zeros((100, 3)); y = np.ones((100, 3))
+    >>> round(ivd.metrics.sliced_wasserstein(x, y, n_projections=2000), 1)  # E|theta.1|^2 = 1
+    1.0
+    """
+    from .random import Generator
+
+    xp = namespace(x=x, y=y)
+    check_floating("x", x, xp)
+    check_floating("y", y, xp)
+    if x.ndim != 2 or tuple(x.shape) != tuple(y.shape):
+        raise ValueError("x and y must both have shape (n, d); received "
+                         f"{tuple(x.shape)} and {tuple(y.shape)}")
+    rng = rng if isinstance(rng, Generator) else Generator(0 if rng is None else rng)
+    theta = rng.normal((x.shape[1], int(n_projections)), like=x)
+    theta = theta / xp.sqrt(xp.sum(theta * theta, axis=0))
+    px = xp.sort(x @ theta, axis=0)
+    py = xp.sort(y @ theta, axis=0)
+    return float(xp.sqrt(xp.mean((px - py) ** 2)))

@@ -2,13 +2,13 @@ r"""Forward processes :math:`x_t = a_t x_0 + b_t \varepsilon` and prediction con
 
 One notation serves the three model families (ALGORITHMS.md §1):
 
-========  ===================  ==============  ==========================================
-family    :math:`a_t`           :math:`b_t`      time variable ``t``
-========  ===================  ==============  ==========================================
-VP        :math:`\sqrt{\bar\alpha_t}`  :math:`\sqrt{1-\bar\alpha_t}`  DDPM step, ``t`` in ``[0, T]``
-VE        1                     :math:`\sigma`  ``t = sigma``
-Flow      :math:`1 - t`         :math:`t`       ``t`` in ``[0, 1]``, ``t = 0`` is data
-========  ===================  ==============  ==========================================
+======  ===========================  =============================  =============================
+family  :math:`a_t`                  :math:`b_t`                    time ``t``
+======  ===========================  =============================  =============================
+VP      :math:`\sqrt{\bar\alpha_t}`  :math:`\sqrt{1-\bar\alpha_t}`  DDPM step in ``[0, T]``
+VE      1                            :math:`\sigma`                 ``t = sigma``
+Flow    :math:`1 - t`                :math:`t`                      ``[0, 1]``, ``t = 0`` is data
+======  ===========================  =============================  =============================
 
 Every method of a process accepts a Python float (and returns one) or an array of
 any namespace (and returns one in that namespace, device and dtype).
@@ -525,12 +525,34 @@ class reexpress:
         x_s = c * x_t
         return to_eps(self.model(x_s, s), self.model.prediction, x_s, s, self.model.process)
 
+    @property
+    def vjp_accepts_callable(self) -> bool:
+        """Whether :meth:`vjp` takes ``cotangent(eps) -> array`` (when the wrapped model does)."""
+        return bool(getattr(self.model, "vjp_accepts_callable", False))
+
     def vjp(self, x_t, t, cotangent):
-        """``(eps, J_eps^T cotangent)`` through the wrapped model's ``vjp``."""
+        """``(eps, J_eps^T cotangent)`` through the wrapped model's ``vjp``.
+
+        ``cotangent`` may be a callable of the eps prediction when the wrapped model's
+        ``vjp`` accepts callables (one forward pass).
+        """
         s, c = self._source_time(t)
         x_s = c * x_t
-        pred, pulled = self.model.vjp(x_s, s, cotangent)
         c_pred, c_x = _eps_coefficients(self.model.prediction, s, self.model.process)
+        seen = {}
+
+        def eps_cotangent(pred):
+            seen["v"] = cotangent(_affine(c_pred, pred, c_x, x_s))
+            return seen["v"]
+
+        if callable(cotangent):
+            if self.vjp_accepts_callable:
+                pred, pulled = self.model.vjp(x_s, s, eps_cotangent)
+            else:
+                pred, pulled = self.model.vjp(x_s, s, eps_cotangent(self.model(x_s, s)))
+            cotangent = seen["v"]
+        else:
+            pred, pulled = self.model.vjp(x_s, s, cotangent)
         eps = _affine(c_pred, pred, c_x, x_s)
         return eps, c * _affine(c_pred, pulled, c_x, cotangent)
 

@@ -3,7 +3,9 @@
 Architectures (parameter names identical to the originals, so original checkpoints load with
 ``load_state_dict(strict=True)``): :mod:`~invdiff_models.adm` (guided-diffusion UNet, DPS/DMPS),
 :mod:`~invdiff_models.ncsnv2` (QCS-SGM), :mod:`~invdiff_models.ncsnpp` (RectifiedFlow).
-:func:`load_checkpoint` reads an original file safely and returns a ScoreModel;
+:func:`load` returns a bundled trained prior (``"mnist"``, ``"natural"``, see :func:`available`
+and ``invdiff models``) as a ScoreModel, offline; :func:`load_checkpoint` reads an original
+file safely and returns a ScoreModel;
 :mod:`~invdiff_models.hub` loads diffusers folders; :mod:`~invdiff_models.adapter` wraps any
 torch network. Submodules are imported on first use.
 
@@ -14,6 +16,8 @@ Examples
 ...                      "channel_mult": "1", "attention_resolutions": ""})
 >>> type(net).__name__
 'ADMUNet'
+>>> set(ivm.available()) <= {"mnist", "natural"}
+True
 """
 
 from __future__ import annotations
@@ -21,9 +25,10 @@ from __future__ import annotations
 import importlib
 
 _SUBMODULES = ("adapter", "adm", "bundled", "checkpoints", "evaluate", "hub", "ncsnpp", "ncsnv2",
-               "training", "unet")
+               "registry", "training", "unet")
 _FUNCTIONS = {"load_checkpoint": "checkpoints", "CheckpointError": "checkpoints",
-              "TorchScoreModel": "adapter"}
+              "TorchScoreModel": "adapter", "load": "registry", "available": "registry",
+              "card": "registry", "cards": "registry"}
 
 __all__ = [*_SUBMODULES, *_FUNCTIONS]
 

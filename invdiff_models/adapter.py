@@ -10,15 +10,15 @@ and PiGDM.
 
 Native time inputs of the supported families:
 
-=================  ==================  ===================  ==================================
-factory            process             prediction           network input for our ``t``
-=================  ==================  ===================  ==================================
-:func:`adm`        ``VP`` (linear,     ``"eps"`` (+ learned  ``t - 1`` (step ``k`` -> ``k - 1``)
-                   T = 1000)           log-variance)
-:func:`ncsnv2`     ``VE`` (its sigmas) ``"score"``           ``t`` is sigma; the body output is
-                                                             divided by ``t``
-:func:`rectified`  ``Flow``            ``"velocity"``        ``999 (1 - t)``; output negated
-=================  ==================  ===================  ==================================
+=================  ====================  =====================  ==================================
+factory            process               prediction             network input for our ``t``
+=================  ====================  =====================  ==================================
+:func:`adm`        ``VP`` (linear,       ``"eps"`` (+ learned   ``t - 1`` (step ``k`` -> ``k - 1``)
+                   T = 1000)             log-variance)
+:func:`ncsnv2`     ``VE`` (its sigmas)   ``"score"``            ``t`` is sigma; the body output is
+                                                                divided by ``t``
+:func:`rectified`  ``Flow``              ``"velocity"``         ``999 (1 - t)``; output negated
+=================  ====================  =====================  ==================================
 """
 
 from __future__ import annotations
@@ -161,6 +161,8 @@ class TorchScoreModel:
     (2, 1, 4, 4)
     """
 
+    vjp_accepts_callable = True
+
     def __init__(self, net: nn.Module, process: ForwardProcess, prediction: str, *,
                  forward: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor],
                  learned_range: bool = False, data_range: tuple[float, float] = (-1.0, 1.0),
@@ -251,7 +253,10 @@ class TorchScoreModel:
     def vjp(self, x_t: Any, t: Any, cotangent: Any) -> tuple[Any, Any]:
         """``(prediction, J^T cotangent)`` with ``J = d prediction / d x_t`` (torch autograd).
 
-        Used by DPS and PiGDM; the network stays in ``eval()`` mode.
+        Used by DPS and PiGDM; the network stays in ``eval()`` mode. ``cotangent`` may be a
+        callable ``cotangent(prediction) -> array``, evaluated between the forward and the
+        backward pass (``vjp_accepts_callable``), so guidance whose cotangent depends on the
+        prediction costs one forward pass.
 
         Examples
         --------
@@ -269,14 +274,28 @@ class TorchScoreModel:
                [3., 3.]])
         """
         x, tt, batch = self._prepare(x_t, t, requires_grad=True)
-        v = to_torch(cotangent, self.device, self.dtype).reshape(x.shape)
         with torch.enable_grad():
             pred, _ = self._split(self._run(x, tt), x.shape[1])
+            out = from_torch(pred.detach().reshape(*batch, *pred.shape[1:]), x_t)
+            # DPS/PiGDM's cotangent depends on the prediction itself: one forward pass serves both
+            if callable(cotangent):
+                cotangent = cotangent(out)
+            v = to_torch(cotangent, self.device, self.dtype).reshape(x.shape)
             (pulled,) = torch.autograd.grad(pred, x, grad_outputs=v)
-        return (from_torch(pred.reshape(*batch, *pred.shape[1:]), x_t),
-                from_torch(pulled.reshape(*batch, *pulled.shape[1:]), x_t))
+        return out, from_torch(pulled.reshape(*batch, *pulled.shape[1:]), x_t)
 
-    def predict_with_log_variance(self, x_t: Any, t: Any) -> tuple[Any, Any]:
+    @property
+    def predict_with_log_variance(self):
+        """``(x_t, t) -> (prediction, log_variance)``; present only with a learned variance.
+
+        Samplers test for it with ``getattr(model, "predict_with_log_variance", None)``, so a
+        model without ``learned_range`` must not have the attribute at all.
+        """
+        if not self.learned_range:
+            raise AttributeError("this model has no learned variance (learned_range=False)")
+        return self._predict_with_log_variance
+
+    def _predict_with_log_variance(self, x_t: Any, t: Any) -> tuple[Any, Any]:
         r"""Prediction and the learned per-pixel log variance of :math:`p(x_{t-1} | x_t)`.
 
         Notes
@@ -300,8 +319,6 @@ class TorchScoreModel:
         >>> eps.shape, log_var.shape
         ((1, 1, 2, 2), (1, 1, 2, 2))
         """
-        if not self.learned_range:
-            raise AttributeError("this model has no learned variance (learned_range=False)")
         x, tt, batch = self._prepare(x_t, t)
         with torch.no_grad():
             pred, v = self._split(self._run(x, tt), x.shape[1])

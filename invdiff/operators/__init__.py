@@ -6,7 +6,7 @@ Every operator is an :class:`SVDOperator`: ``apply``/``adjoint`` plus the thin S
 elementwise work in the spectral domain. No image operator forms a dense matrix.
 
 =============================  =======================================================
-image operators ``(*b, C, H, W)``
+image operators                on ``(*b, C, H, W)``
 =============================  =======================================================
 :class:`Identity`              denoising
 :class:`Inpainting`            boolean mask (random pixels, box, any), shared or per channel
@@ -17,7 +17,7 @@ image operators ``(*b, C, H, W)``
 =============================  =======================================================
 
 =================================  ===================================================
-matrices ``(*b, N)``
+matrices                           on ``(*b, N)``
 =================================  ===================================================
 :class:`DenseMatrix`               explicit matrix, cached SVD and ``gram_eigh``
 :class:`SubsampledOrthogonal`      rows of an orthonormal DCT / Walsh–Hadamard transform

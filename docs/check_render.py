@@ -1,0 +1,262 @@
+"""Check that the built HTML renders in a real browser, with its images.
+
+Usage::
+
+    python docs/check_render.py [BUILD_DIR] [--page PATH ...] [--out DIR]
+
+``BUILD_DIR`` defaults to ``docs/_build/html``. Pages checked by default: ``index.html``, one
+method page (``methods/dmps.html``) and one executed gallery page (``plot_gmm_posterior``, else
+the first gallery page that has a figure). For each page:
+
+1. **Static links.** Every ``<img src>`` / ``srcset`` and every local stylesheet and script
+   named by the HTML must exist under the build directory and be non-empty; PNG/JPEG/SVG
+   images must be decodable (PNG/JPEG with Pillow when installed, SVG as XML).
+2. **Browser.** Headless Chromium (Debian's ``chromium``; ``apt-get install -y chromium``)
+   loads the page in an iframe of a probe page and reports, for every ``<img>``, whether the
+   browser decoded it (``naturalWidth > 0``). File URLs only: the browser runs with background
+   networking, component updates and first-run tasks disabled, in a throw-away profile.
+3. **Screenshot.** Chromium takes a 1280 × 2000 screenshot, which must be a PNG with visible
+   content (not one flat colour). Screenshots are kept in ``--out`` (default: a temporary
+   directory) for a human to look at.
+
+Exit status 0 when every check passes, 1 otherwise (each failure is printed). Needs no network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+DOCS = Path(__file__).resolve().parent
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--no-first-run", "--disable-default-apps",
+                  "--disable-sync", "--mute-audio", "--hide-scrollbars")
+
+
+# ------------------------------------------------------------------------------ static checks
+class _Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.images: list[str] = []
+        self.assets: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "img":
+            if a.get("src"):
+                self.images.append(a["src"])
+            for part in (a.get("srcset") or "").split(","):
+                if part.strip():
+                    self.images.append(part.strip().split()[0])
+        elif tag == "link" and "stylesheet" in (a.get("rel") or "") and a.get("href"):
+            self.assets.append(a["href"])
+        elif tag == "script" and a.get("src"):
+            self.assets.append(a["src"])
+
+
+def _local(ref: str, page: Path) -> Path | None:
+    """The file a relative or file:// reference points to; None for remote/data URLs."""
+    url = urlparse(ref)
+    if url.scheme in ("http", "https", "data", "mailto") or ref.startswith("//"):
+        return None
+    return (page.parent / unquote(url.path)).resolve()
+
+
+def _decodable(path: Path) -> str | None:
+    """None if the image decodes, else why not."""
+    suffix = path.suffix.lower()
+    if suffix == ".svg":
+        import xml.etree.ElementTree as ET
+
+        try:
+            ET.parse(path)
+        except ET.ParseError as e:
+            return f"invalid SVG ({e})"
+        return None
+    if suffix in (".png", ".jpg", ".jpeg", ".gif", ".webp"):
+        try:
+            from PIL import Image
+        except ImportError:
+            return None
+        try:
+            with Image.open(path) as im:
+                im.verify()
+        except Exception as e:  # noqa: BLE001  (any decoder error means a broken image)
+            return f"cannot be decoded ({type(e).__name__}: {e})"
+    return None
+
+
+def static_check(page: Path, root: Path) -> tuple[list[str], int]:
+    """(problems, number of images) of one page's images, stylesheets and scripts."""
+    parser = _Links()
+    parser.feed(page.read_text(encoding="utf-8"))
+    problems = []
+    remote = []
+    refs = [(r, True) for r in dict.fromkeys(parser.images)]
+    refs += [(r, False) for r in dict.fromkeys(parser.assets)]
+    for ref, is_image in refs:
+        path = _local(ref, page)
+        if path is None:
+            remote.append(ref)
+            continue
+        if not path.is_file():
+            problems.append(f"missing {'image' if is_image else 'asset'}: {ref}")
+        elif path.stat().st_size == 0:
+            problems.append(f"empty {'image' if is_image else 'asset'}: {ref}")
+        elif is_image and (why := _decodable(path)):
+            problems.append(f"broken image {ref}: {why}")
+        elif root not in path.parents:
+            problems.append(f"{ref} points outside the build directory")
+    remote_images = [r for r in remote if r in parser.images and not r.startswith("data:")]
+    if remote_images:
+        problems.append(f"images loaded from the network (fail offline): {remote_images}")
+    return problems, len(set(parser.images) - set(remote))
+
+
+# ------------------------------------------------------------------------------ browser checks
+def find_chromium() -> str | None:
+    for name in CHROMIUM_NAMES:
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def _run_chromium(chromium: str, args: list[str], timeout: float) -> subprocess.CompletedProcess:
+    with tempfile.TemporaryDirectory(prefix="invdiff-chromium-") as profile:
+        cmd = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+_PROBE = """<!DOCTYPE html><html><body><pre id="out">pending</pre>
+<iframe id="f" src="{src}" width="1280" height="30000"></iframe>
+<script>
+document.getElementById('f').addEventListener('load', function () {{
+  var out = [];
+  try {{
+    var imgs = this.contentDocument.images;
+    for (var i = 0; i < imgs.length; i++) {{
+      imgs[i].loading = 'eager';
+      out.push({{src: imgs[i].getAttribute('src'), ok: imgs[i].complete && imgs[i].naturalWidth > 0,
+                width: imgs[i].naturalWidth}});
+    }}
+  }} catch (e) {{ out = {{error: String(e)}}; }}
+  document.getElementById('out').textContent = 'RESULT' + JSON.stringify(out) + 'END';
+}});
+</script></body></html>
+"""
+
+
+def browser_images(chromium: str, page: Path, workdir: Path) -> tuple[list[str], int]:
+    """(problems, images the browser decoded) for one page, as Chromium sees it."""
+    probe = workdir / f"probe_{abs(hash(page))}.html"
+    probe.write_text(_PROBE.format(src=html.escape(page.as_uri())))
+    proc = _run_chromium(chromium, ["--allow-file-access-from-files", "--virtual-time-budget=8000",
+                                    "--dump-dom", probe.as_uri()], timeout=120)
+    text = html.unescape(proc.stdout)
+    if "RESULT" not in text:
+        return [f"chromium did not report (exit {proc.returncode}): {proc.stderr[-300:]}"], 0
+    data = json.loads(text.split("RESULT", 1)[1].split("END", 1)[0])
+    if isinstance(data, dict):
+        return [f"probe could not read the page: {data.get('error')}"], 0
+    bad = list(dict.fromkeys(d["src"] for d in data if not d["ok"]))
+    return [f"browser could not display image: {s}" for s in bad], sum(d["ok"] for d in data)
+
+
+def screenshot(chromium: str, page: Path, out: Path) -> list[str]:
+    """Take a screenshot; problems if it is missing or a flat colour."""
+    proc = _run_chromium(chromium, ["--window-size=1280,2000", "--virtual-time-budget=5000",
+                                    f"--screenshot={out}", page.as_uri()], timeout=120)
+    if not out.is_file() or out.stat().st_size == 0:
+        return [f"no screenshot (exit {proc.returncode}): {proc.stderr[-300:]}"]
+    try:
+        from PIL import Image
+    except ImportError:
+        return [] if out.stat().st_size > 10_000 else [f"screenshot suspiciously small: {out}"]
+    with Image.open(out) as im:
+        im = im.convert("RGB")
+        colors = im.getcolors(maxcolors=1 << 16)
+        lo, hi = im.convert("L").getextrema()
+    n_colors = len(colors) if colors is not None else 1 << 16
+    if n_colors < 8 or hi - lo < 32:
+        return [f"screenshot is (nearly) blank: {n_colors} colours, grey range {lo}..{hi}"]
+    return []
+
+
+# ------------------------------------------------------------------------------ driver
+def default_pages(root: Path) -> list[Path]:
+    pages = [root / "index.html", root / "methods" / "dmps.html"]
+    gallery = root / "auto_examples"
+    preferred = gallery / "plot_gmm_posterior.html"
+    candidates = [preferred] + sorted(p for p in gallery.glob("plot_*.html") if p != preferred)
+    for p in candidates:
+        if p.is_file() and "sphx-glr-single-img" in p.read_text(encoding="utf-8"):
+            pages.append(p)
+            break
+    else:
+        pages.append(preferred)  # reported as missing / without figure below
+    return pages
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("build", nargs="?", default=str(DOCS / "_build" / "html"))
+    parser.add_argument("--page", action="append", default=None,
+                        help="page to check, relative to BUILD (repeatable)")
+    parser.add_argument("--out", default=None, help="folder for the screenshots")
+    args = parser.parse_args(argv)
+
+    root = Path(args.build).resolve()
+    if not (root / "index.html").is_file():
+        print(f"no built HTML in {root} (run `make -C docs html` first)")
+        return 1
+    pages = [root / p for p in args.page] if args.page else default_pages(root)
+    chromium = find_chromium()
+    if chromium is None:
+        print("chromium not found: install it (Debian: apt-get install -y chromium)")
+        return 1
+    out = Path(args.out or tempfile.mkdtemp(prefix="invdiff-docs-shots-"))
+    out.mkdir(parents=True, exist_ok=True)
+
+    failures = 0
+    with tempfile.TemporaryDirectory(prefix="invdiff-probe-") as work:
+        for page in pages:
+            rel = page.relative_to(root) if root in page.parents else page
+            problems: list[str] = []
+            if not page.is_file():
+                problems.append("page not built")
+                n_static = n_browser = 0
+            else:
+                problems, n_static = static_check(page, root)
+                found, n_browser = browser_images(chromium, page, Path(work))
+                problems += found
+                shot = out / (str(rel).replace(os.sep, "_").replace(".html", ".png"))
+                problems += screenshot(chromium, page, shot)
+                if n_static == 0:
+                    problems.append("page has no images")
+                if "auto_examples" in str(rel) and "sphx-glr-single-img" not in page.read_text(
+                        encoding="utf-8") and "sphx-glr-multi-img" not in page.read_text(
+                        encoding="utf-8"):
+                    problems.append("gallery page has no figure (example not executed?)")
+            status = "ok" if not problems else "FAIL"
+            print(f"[{status}] {rel}: {n_static} distinct images referenced, {n_browser} <img> "
+                  "elements displayed by chromium")
+            for p in problems:
+                print(f"    - {p}")
+            failures += bool(problems)
+    print(f"screenshots in {out}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

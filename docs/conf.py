@@ -1,0 +1,295 @@
+"""Sphinx configuration of the invdiff documentation.
+
+Build: ``make -C docs html`` (warnings are errors). Environment switches:
+
+``INVDIFF_DOCS_FAST=1``
+    Execute only the gallery examples matching ``INVDIFF_DOCS_GALLERY_PATTERN`` (default
+    ``plot_gmm_posterior``); the others are rendered as code without output.
+``INVDIFF_DOCS_GALLERY=0``
+    Execute no gallery example at all (pages without figures).
+``INVDIFF_DOCS_OFFLINE=1``
+    Never try the network for intersphinx. Without it, intersphinx inventories are used from
+    ``docs/_intersphinx/<name>.inv`` when present, else fetched only if the host is reachable,
+    else the mapping is dropped (references then render as plain text): the build passes with
+    ``-W`` on a machine without internet.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import sys
+import threading
+from pathlib import Path
+
+DOCS = Path(__file__).resolve().parent
+ROOT = DOCS.parent
+sys.path.insert(0, str(DOCS / "_ext"))
+sys.path.insert(0, str(ROOT))  # document the checkout, installed or not
+
+import api_pages  # noqa: E402
+import bench_tables  # noqa: E402
+
+import invdiff  # noqa: E402
+
+# -- project -------------------------------------------------------------------------------
+project = "invdiff"
+author = "the invdiff developers"
+copyright = "the invdiff developers, BSD-3-Clause"
+release = invdiff.__version__
+version = re.sub(r"(\.dev\d*|rc\d*|a\d*|b\d*)$", "", release)
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.mathjax",
+    "sphinx.ext.intersphinx",
+    "numpydoc",
+    "sphinx_gallery.gen_gallery",
+    "backend_support",
+    "method_defaults",
+]
+
+templates_path = ["_templates"]
+exclude_patterns = ["_build", "_intersphinx", "**.ipynb_checkpoints", "auto_examples/*.py",
+                    "auto_examples/*.ipynb", "auto_examples/*.zip", "auto_examples/*.md5"]
+source_suffix = {".rst": "restructuredtext"}
+root_doc = "index"
+default_role = "obj"
+pygments_style = "sphinx"
+
+# -- generated pages (before Sphinx looks for sources) -------------------------------------
+_api = api_pages.write(DOCS)
+_bench = bench_tables.write(DOCS, ROOT / "benchmarks" / "results")
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.is_file() or path.read_text() != text:  # unchanged mtime: no re-read
+        path.write_text(text)
+
+
+def _readme_quickstart() -> None:
+    """The README's quick start, converted, so that the docs never disagree with it."""
+    readme = ROOT / "README.md"
+    md = bench_tables.markdown_sections(readme.read_text() if readme.is_file() else "",
+                                        ["Quick start", "A first posterior sample"])
+    text = bench_tables.convert(md, ROOT, DOCS / "generated" / "bench", "readme") if md else (
+        "See ``README.md`` in the repository.\n")
+    _write_if_changed(DOCS / "generated" / "readme_quickstart.rst.inc", text)
+
+
+_readme_quickstart()
+if _api["missing"]:
+    print("invdiff docs: modules not available, left out of the API reference:",
+          ", ".join(_api["missing"]))
+
+# -- autodoc / autosummary / numpydoc ------------------------------------------------------
+autosummary_generate = True
+autosummary_imported_members = True
+autodoc_default_options = {"member-order": "bysource"}
+autodoc_typehints = "none"  # the numpydoc Parameters section is the documentation
+autodoc_inherit_docstrings = False  # never show torch.nn.Module's docstrings as ours
+numpydoc_show_class_members = False  # members are listed by the class template instead
+numpydoc_class_members_toctree = False
+numpydoc_use_plots = False
+numpydoc_xref_param_type = False
+
+# -- math ----------------------------------------------------------------------------------
+# MathJax is loaded from its CDN by the browser (the build itself needs no network); point
+# INVDIFF_DOCS_MATHJAX at a local copy (e.g. Debian's libjs-mathjax) for offline reading.
+if os.environ.get("INVDIFF_DOCS_MATHJAX"):
+    mathjax_path = os.environ["INVDIFF_DOCS_MATHJAX"]
+mathjax3_config = {"tex": {"macros": {"E": r"\mathbb{E}", "R": r"\mathbb{R}"}}}
+
+# -- intersphinx (works offline) -----------------------------------------------------------
+_INVENTORIES = {
+    "python": "https://docs.python.org/3",
+    "numpy": "https://numpy.org/doc/stable",
+    "scipy": "https://docs.scipy.org/doc/scipy",
+    "torch": "https://pytorch.org/docs/stable",
+    "array_api": "https://data-apis.org/array-api/latest",
+}
+
+
+def _online(host: str = "docs.python.org", timeout: float = 3.0) -> bool:
+    """Whether ``host`` answers on port 443 within ``timeout`` s (DNS included)."""
+    if os.environ.get("INVDIFF_DOCS_OFFLINE", "") not in ("", "0"):
+        return False
+    result = []
+
+    def probe():
+        try:
+            socket.create_connection((host, 443), timeout=timeout).close()
+            result.append(True)
+        except OSError:
+            pass
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout + 0.5)  # a resolver that hangs must not hang the build
+    return bool(result)
+
+
+def _intersphinx_mapping() -> dict:
+    online = _online()
+    mapping = {}
+    for name, url in _INVENTORIES.items():
+        local = DOCS / "_intersphinx" / f"{name}.inv"
+        if local.is_file():
+            mapping[name] = (url, (str(local), None) if online else str(local))
+        elif online:
+            mapping[name] = (url, None)
+    if not online:
+        dropped = sorted(set(_INVENTORIES) - set(mapping))
+        if dropped:
+            print("invdiff docs: offline, intersphinx disabled for", ", ".join(dropped))
+    return mapping
+
+
+intersphinx_mapping = _intersphinx_mapping()
+intersphinx_timeout = 10
+
+# -- sphinx-gallery ------------------------------------------------------------------------
+_EXAMPLES = ROOT / "examples"
+_LIBRARIES = ("invdiff", "invdiff_models")
+
+
+def _missing_requirements(path: Path) -> list[str]:
+    """Modules an example needs that cannot be found: its imports, and the submodules of
+    invdiff / invdiff_models it uses as attributes (``ivd.methods``), read from its AST."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    aliases, needed = {}, set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                needed.add(a.name)
+                aliases[a.asname or a.name.split(".")[0]] = a.name if a.asname else \
+                    a.name.split(".")[0]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            needed.add(node.module)
+            for a in node.names:  # "from invdiff_models import hub": a submodule or a name
+                if node.module.split(".")[0] in _LIBRARIES:
+                    aliases[a.asname or a.name] = f"{node.module}.{a.name}"
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                and aliases.get(node.value.id, "").split(".")[0] in _LIBRARIES):
+            needed.add(f"{aliases[node.value.id]}.{node.attr}")
+    missing = []
+    for mod in sorted(needed):
+        if not _importable(mod):
+            missing.append(mod)
+    return missing
+
+
+def _importable(name: str) -> bool:
+    """``name`` is a findable module, or an attribute (function, class) of one."""
+    import importlib.util
+
+    try:
+        if importlib.util.find_spec(name) is not None:
+            return True
+    except (ImportError, ValueError):
+        pass
+    parent, _, attr = name.rpartition(".")
+    if not parent:
+        return False
+    try:
+        getattr(importlib.import_module(parent), attr)
+    except Exception:  # noqa: BLE001  (absent, or a lazy submodule that fails to import)
+        return False
+    return True
+
+
+def _gallery_patterns() -> tuple[str, str]:
+    """(filename_pattern, ignore_pattern) from the environment and what is installed."""
+    skipped = {}
+    for path in sorted(_EXAMPLES.glob("plot_*.py")):
+        missing = _missing_requirements(path)
+        if missing:
+            skipped[path.name] = missing
+    for name, missing in skipped.items():
+        print(f"invdiff docs: gallery example {name} left out (needs {', '.join(missing)})")
+    ignore = r"__init__\.py"
+    if skipped:
+        ignore += "|" + "|".join(re.escape(n) for n in skipped)
+    run = r"/plot_"
+    if os.environ.get("INVDIFF_DOCS_FAST", "") not in ("", "0"):
+        run = os.environ.get("INVDIFF_DOCS_GALLERY_PATTERN", "plot_gmm_posterior")
+    return run, ignore
+
+
+_run, _ignore = _gallery_patterns()
+sphinx_gallery_conf = {
+    "examples_dirs": os.path.relpath(_EXAMPLES, DOCS),
+    "gallery_dirs": "auto_examples",
+    "filename_pattern": _run,
+    "ignore_pattern": _ignore,
+    "plot_gallery": "False" if os.environ.get("INVDIFF_DOCS_GALLERY", "1") == "0" else "True",
+    "within_subsection_order": "FileNameSortKey",
+    "download_all_examples": False,
+    "image_scrapers": ("matplotlib",),
+    "reset_modules": ("matplotlib",),
+    "remove_config_comments": True,
+    "abort_on_example_error": False,
+    "only_warn_on_example_error": False,
+    "show_memory": False,
+    "min_reported_time": 1,
+    "capture_repr": ("_repr_html_",),
+    "matplotlib_animations": False,
+    "default_thumb_file": None,
+}
+
+# -- HTML ----------------------------------------------------------------------------------
+html_theme = "pydata_sphinx_theme"
+html_title = f"invdiff {release}"
+html_logo = "_static/logo.svg"
+html_static_path = ["_static"]
+html_css_files = ["invdiff.css"]
+html_theme_options = {
+    "navigation_with_keys": False,
+    "show_toc_level": 2,
+    "header_links_before_dropdown": 7,
+    "secondary_sidebar_items": ["page-toc"],
+    "footer_start": ["copyright"],
+    "footer_end": ["sphinx-version"],
+    "logo": {"alt_text": "invdiff - home"},
+}
+html_sidebars = {"index": [], "getting_started": [], "**": ["sidebar-nav-bs"]}
+html_show_sourcelink = False
+html_last_updated_fmt = None
+
+# Nothing the build needs may come from the network: no external fonts, no analytics.
+html_theme_options["analytics"] = {}
+
+
+# -- the figure on the front page ----------------------------------------------------------
+# (restored images when the natural-image example ran, else the Gaussian-mixture posterior)
+_FRONT = (
+    ("plot_natural_image_restoration", "DMPS on a held-out photograph: posterior mean and "
+     "pixel-wise posterior standard deviation for SR×4, deblurring and colorization."),
+    ("plot_gmm_posterior", "Posterior samples of every method on an exact Gaussian-mixture "
+     "prior, against the exact posterior density."),
+)
+
+
+def _front_figure(app) -> None:
+    text = ".. (no gallery figure in this build)\n"
+    for name, caption in _FRONT:
+        image = DOCS / "auto_examples" / "images" / f"sphx_glr_{name}_001.png"
+        page = DOCS / "auto_examples" / f"{name}.rst"
+        if image.is_file() and page.is_file() and "skipped, missing" not in page.read_text():
+            text = (f".. figure:: /auto_examples/images/sphx_glr_{name}_001.png\n"
+                    f"   :alt: {caption}\n   :width: 100%\n"
+                    f"   :target: auto_examples/{name}.html\n\n"
+                    f"   {caption} (:doc:`the example </auto_examples/{name}>`)\n")
+            break
+    _write_if_changed(DOCS / "generated" / "index_figure.rst.inc", text)
+
+
+def setup(app):
+    # after sphinx-gallery (priority 500) has executed the examples
+    app.connect("builder-inited", _front_figure, priority=900)

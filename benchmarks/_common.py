@@ -1,0 +1,134 @@
+"""Shared helpers of the benchmark scripts: the environment record and result writing."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import pathlib
+import platform
+import subprocess
+import sys
+from importlib import metadata
+
+RESULTS = pathlib.Path(__file__).resolve().parent / "results"
+
+_PACKAGES = ("invdiff", "numpy", "scipy", "torch", "array-api-compat", "array-api-strict",
+             "array-api-extra", "cupy-cuda12x")
+
+
+def environment() -> dict:
+    """Machine, Python, library versions, git commit and UTC date of this run.
+
+    Examples
+    --------
+    >>> from benchmarks._common import environment
+    >>> sorted(environment())[:3]
+    ['command', 'cpu_count', 'date_utc']
+    """
+    versions = {}
+    for name in _PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return {
+        "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": platform.machine(),
+        "processor": platform.processor() or "unknown",
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "versions": versions,
+        "git_commit": _git_commit(),
+        "command": " ".join([pathlib.Path(sys.executable).name, *sys.argv]),
+    }
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=RESULTS.parent,
+                             capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def markdown_table(header, table) -> str:
+    """A GitHub Markdown table; numeric-looking columns are right-aligned.
+
+    Examples
+    --------
+    >>> from benchmarks._common import markdown_table
+    >>> print(markdown_table(["name", "ms"], [["a", "1.0"]]))
+    | name | ms |
+    |---|---:|
+    | a | 1.0 |
+    """
+    def numeric(j):
+        try:
+            [float(str(row[j]).rstrip("x%")) for row in table]
+        except ValueError:
+            return False
+        return bool(table)
+
+    align = ["---:" if numeric(j) else "---" for j in range(len(header))]
+    lines = ["| " + " | ".join(map(str, header)) + " |", "|" + "|".join(align) + "|"]
+    lines += ["| " + " | ".join(map(str, row)) + " |" for row in table]
+    return "\n".join(lines)
+
+
+def write_results(name: str, header, table, *, settings=None, rows=None, notes: str = "",
+                  wall_seconds: float | None = None, title: str | None = None,
+                  directory: pathlib.Path | None = None):
+    """Write ``<name>.md`` and ``<name>.json`` into ``benchmarks/results`` and print the table.
+
+    Parameters
+    ----------
+    name : str
+        File stem (scripts append ``-quick`` for their quick mode).
+    header, table : list, list of lists
+        The Markdown table (already formatted cells).
+    settings : dict, optional
+        Problem sizes, seeds, step counts...
+    rows : list of dict, optional
+        The raw measurements (kept in full in the JSON).
+    notes : str
+        What the numbers mean; printed above the table.
+    wall_seconds : float, optional
+        Total run time of the script.
+    title : str, optional
+        Markdown title; default ``name``.
+    directory : pathlib.Path, optional
+        Default ``benchmarks/results``.
+
+    Returns
+    -------
+    (pathlib.Path, pathlib.Path)
+        The Markdown and JSON paths.
+    """
+    directory = RESULTS if directory is None else pathlib.Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    env = environment()
+    table_md = markdown_table(header, table)
+    lines = [f"# {title or name}", ""]
+    if notes:
+        lines += [notes, ""]
+    lines += [table_md, ""]
+    if settings:
+        lines += ["Settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()), ""]
+    versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items())
+    lines += [f"Run {env['date_utc']} on {env['machine']} ({env['cpu_count']} CPUs, "
+              f"{env['platform']}), Python {env['python']}; {versions}; commit "
+              f"{env['git_commit']}." + (f" Wall time {wall_seconds:.1f} s." if wall_seconds
+                                         else ""),
+              f"Command: `{env['command']}`", ""]
+    md_path, json_path = directory / f"{name}.md", directory / f"{name}.json"
+    md_path.write_text("\n".join(lines))
+    payload = {"name": name, "notes": notes, "settings": settings or {}, "header": list(header),
+               "table": [list(map(str, r)) for r in table], "rows": rows or [],
+               "environment": env, "wall_seconds": wall_seconds}
+    json_path.write_text(json.dumps(payload, indent=1, default=str))
+    print(table_md)
+    print(f"\nwrote {md_path} and {json_path}")
+    return md_path, json_path

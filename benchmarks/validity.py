@@ -1,0 +1,174 @@
+"""Posterior validity: every method against the exact posterior of a Gaussian-mixture prior.
+
+The prior is MCGdiff's benchmark mixture (Cardoso et al. 2024): 25 unit-covariance
+components whose means repeat the 5×5 grid {-8,-4,0,4,8}² along the dimensions, equal
+weights. Its score is exact at every t, so the only error left is the method's own
+approximation of the likelihood (and its integrator). For y = A x + n the posterior is
+again a mixture (:meth:`invdiff.priors.GaussianMixturePrior.posterior`); for 1-bit
+quantized y it is sampled by importance resampling of prior draws (exact as the number
+of draws grows; the effective sample size is reported).
+
+Run ``python -m benchmarks.validity [--quick]``. Writes ``benchmarks/results/validity.md``
+and ``.json``. The yardstick is the sliced Wasserstein distance (SW) to exact posterior
+samples, next to the floor: SW between two independent exact sample sets of the same size.
+No method's settings are tuned here: each runs with its paper's defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+from scipy.special import log_ndtr
+
+import invdiff as ivd
+
+from ._common import write_results
+
+
+def grid_mixture(d: int, process):
+    """MCGdiff's 25-component mixture in ``d`` dimensions (means tile the 5×5 grid)."""
+    grid = np.array([(i, j) for i in (-8.0, -4.0, 0.0, 4.0, 8.0) for j in (-8.0, -4.0, 0.0, 4.0, 8.0)])
+    means = np.tile(grid, (1, (d + 1) // 2))[:, :d]
+    return ivd.priors.GaussianMixturePrior(np.full(25, 1 / 25), means, np.ones((25, d)),
+                                           process=process)
+
+
+def linear_problem(prior, d, M, sigma_y, rng):
+    """A random (M, d) Gaussian matrix, a prior draw and its noisy measurement."""
+    A = rng.normal((M, d), like=np.zeros(1))
+    x = prior.sample(1, rng)[0]
+    y = A @ x + sigma_y * rng.normal((M,), like=A)
+    return A, y
+
+
+def quantized_posterior(prior, A, lower, upper, sigma, n, rng, draws):
+    """Importance resampling of prior draws with the exact 1-bit likelihood; returns (samples, ESS)."""
+    x = prior.sample(draws, rng)
+    z = x @ A.T
+    log_w = np.sum(_log_bin_mass(z, lower, upper, sigma), axis=1)
+    w = np.exp(log_w - log_w.max())
+    w /= w.sum()
+    idx = np.random.default_rng(0).choice(draws, size=n, p=w)
+    return x[idx], float(1.0 / np.sum(w**2))
+
+
+def _log_bin_mass(z, lower, upper, sigma):
+    """log P(lower <= z + n < upper) for n ~ N(0, sigma^2), one-sided bins (1 bit)."""
+    return np.where(np.isinf(upper), log_ndtr((z - lower) / sigma), log_ndtr((upper - z) / sigma))
+
+
+def run(quick: bool):
+    n = 256 if quick else 1000
+    d = 8
+    M = 2
+    sigma_y = 0.5
+    seed = 0
+    rng = ivd.random.Generator(seed)
+    vp = ivd.processes.VP.linear(1000)
+    prior = grid_mixture(d, vp)
+    A, y = linear_problem(prior, d, M, sigma_y, rng)
+    op = ivd.operators.DenseMatrix(A)
+    exact = prior.posterior(A, y, sigma_y)
+    ref, ref2 = exact.sample(n, rng), exact.sample(n, rng)
+    floor = ivd.metrics.sliced_wasserstein(ref, ref2)
+
+    steps_ddpm = 200 if quick else 1000
+    steps_flow = 20 if quick else 50
+    lik = prior.exact_likelihood(A, y, sigma_y)
+    linear = {
+        "exact likelihood + ancestral (oracle)": lambda r: ivd.samplers.ancestral(
+            prior, r.normal((n, d), like=y), guidance=lik, steps=steps_ddpm, rng=r),
+        "dmps": lambda r: ivd.methods.dmps(prior, op, y, sigma_y, rng=r, n=n, steps=steps_ddpm,
+                                           clip_x0=None, return_info=True),
+        "dps": lambda r: ivd.methods.dps(prior, op, y, rng=r, n=n, steps=steps_ddpm,
+                                         clip_x0=None, return_info=True),
+        "pigdm": lambda r: ivd.methods.pigdm(prior, op, y, sigma_y, rng=r, n=n,
+                                             return_info=True),
+        "dmps_flow": lambda r: ivd.methods.dmps_flow(prior, op, y, sigma_y, rng=r, n=n,
+                                                     steps=steps_flow, return_info=True),
+        "dps_flow": lambda r: ivd.methods.dps_flow(prior, op, y, rng=r, n=n, steps=steps_flow,
+                                                   return_info=True),
+        "ot_ode": lambda r: ivd.methods.ot_ode(prior, op, y, sigma_y, rng=r, n=n,
+                                               steps=steps_flow, return_info=True),
+        "ald_cs": lambda r: ivd.methods.ald_cs(prior, A, y, sigma_y, rng=r, n=n,
+                                               return_info=True),
+        "ald_cs, eps=2e-5": lambda r: ivd.methods.ald_cs(prior, A, y, sigma_y, rng=r, n=n,
+                                                         eps=2e-5, return_info=True),
+    }
+    rows = []
+    for name, fn in linear.items():
+        rows.append(_evaluate("linear", name, fn, ref, floor, seed))
+
+    # 1-bit quantized measurement of the same prior, M = 4 sign measurements.
+    Mq, sigma = 4, 0.1
+    Aq = rng.normal((Mq, d), like=y)
+    xq = prior.sample(1, rng)[0]
+    q = ivd.measurements.Quantizer.sign()
+    _, (lower, upper) = ivd.measurements.measure(Aq, xq, ivd.measurements.GaussianNoise(sigma),
+                                                 quantizer=q, rng=rng)
+    draws = 50_000 if quick else 400_000
+    refq, ess = quantized_posterior(prior, Aq, lower, upper, sigma, n, rng, draws)
+    refq2, _ = quantized_posterior(prior, Aq, lower, upper, sigma, n, ivd.random.Generator(99),
+                                   draws)
+    floor_q = ivd.metrics.sliced_wasserstein(refq, refq2)
+    quantized = {
+        "qcs_sgm": lambda r: ivd.methods.qcs_sgm(prior, Aq, lower, upper, sigma, rng=r, n=n,
+                                                 return_info=True),
+        "qcs_sgm_plus": lambda r: ivd.methods.qcs_sgm_plus(prior, Aq, lower, upper, sigma,
+                                                           rng=r, n=n, return_info=True),
+        "qcs_sgm, eps=2e-5": lambda r: ivd.methods.qcs_sgm(prior, Aq, lower, upper, sigma,
+                                                           rng=r, n=n, eps=2e-5,
+                                                           return_info=True),
+        "qcs_sgm_plus, eps=2e-5": lambda r: ivd.methods.qcs_sgm_plus(
+            prior, Aq, lower, upper, sigma, rng=r, n=n, eps=2e-5, return_info=True),
+    }
+    for name, fn in quantized.items():
+        rows.append(_evaluate("1-bit", name, fn, refq, floor_q, seed))
+    settings = {"d": d, "M": M, "sigma_y": sigma_y, "n": n, "M_1bit": Mq, "sigma_1bit": sigma,
+                "importance_draws": draws, "importance_ess": ess, "seed": seed,
+                "steps_ddpm": steps_ddpm, "steps_flow": steps_flow}
+    return rows, settings
+
+
+def _evaluate(problem, name, fn, ref, floor, seed):
+    start = time.perf_counter()
+    out = fn(ivd.random.Generator(seed + 1))
+    seconds = time.perf_counter() - start
+    x, info = out if isinstance(out, tuple) else (out, {})
+    x = np.asarray(x)
+    finite = bool(np.all(np.isfinite(x)) and np.abs(x).max() < 1e6)
+    sw = ivd.metrics.sliced_wasserstein(x, ref) if finite else float("inf")
+    return {"problem": problem, "method": name, "sw": sw, "floor": floor,
+            "ratio": sw / floor, "nfe": info.get("nfe"), "seconds": seconds, "finite": finite}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes (CI)")
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    rows, settings = run(args.quick)
+    header = ["problem", "method", "SW to exact", "SW floor", "ratio", "NFE", "seconds"]
+    table = [[r["problem"], r["method"], f"{r['sw']:.3f}" if r["finite"] else "diverged",
+              f"{r['floor']:.3f}", f"{r['ratio']:.2f}" if r["finite"] else "-", r["nfe"] if r["nfe"] is not None else "-",
+              f"{r['seconds']:.1f}"] for r in rows]
+    notes = ("Sliced Wasserstein (256 directions) between each method's samples and exact "
+             "posterior samples of the 25-component grid mixture; 'floor' is the SW between "
+             "two independent exact sets of the same size (a perfect sampler scores ratio ≈ 1). "
+             "Every method runs with its paper's defaults; nothing was tuned. The annealed "
+             "Langevin methods (ALD, QCS-SGM, QCS-SGM+) diverge at the papers' step size "
+             "eps = 2e-4: with sigma_L = 0.01 the Langevin step 2e-4 (sigma_i/sigma_L)^2 = "
+             "2 sigma_i^2 sits exactly at the stability limit of the prior score alone, and "
+             "the likelihood's curvature pushes it over (the reference code's 1e-6 clamp on "
+             "probabilities hides this by zeroing the gradient in the tails). The rows with "
+             "eps = 2e-5 show the same methods at a stable step size.")
+    write_results("validity" + ("-quick" if args.quick else ""), header, table,
+                  settings=settings, rows=rows, notes=notes,
+                  wall_seconds=time.perf_counter() - start)
+    return rows
+
+
+if __name__ == "__main__":
+    main()

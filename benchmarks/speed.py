@@ -62,10 +62,9 @@ def guidance_costs(steps: int, repeats: int, batch: int = 8):
     }
     out = {}
     for name, g in guidances.items():
-        def run():
+        def run(g=g, weighting="unit" if name == "dps" else "ddpm"):
             ivd.samplers.ancestral(model, rng.normal(x_like.shape, like=x_like), guidance=g,
-                                   steps=steps, rng=rng,
-                                   weighting="unit" if name == "dps" else "ddpm")
+                                   steps=steps, rng=rng, weighting=weighting)
         run()  # warm-up (allocations, caches)
         out[name] = _median_time(run, repeats) / steps
     return out
@@ -89,8 +88,8 @@ def ep_costs(Ms, repeats: int, N: int = 784, batch: int = 1):
         ep.score(x, 1.0)  # the eigendecomposition of A A^T happens once per operator
         setup = time.perf_counter() - start
         x_t = x + rng.normal(x.shape, like=like)
-        t_qcs = _median_time(lambda: qcs.score(x_t, 1.0), repeats)
-        t_ep = _median_time(lambda: ep.score(x_t, 1.0), repeats)
+        t_qcs = _median_time(lambda f=qcs.score, x=x_t: f(x, 1.0), repeats)
+        t_ep = _median_time(lambda f=ep.score, x=x_t: f(x, 1.0), repeats)
         rows.append({"M": M, "qcs": t_qcs, "ep": t_ep, "ep_setup": setup})
     logM = np.log([r["M"] for r in rows])
     slope = float(np.polyfit(logM, np.log([r["ep"] for r in rows]), 1)[0])
@@ -111,13 +110,15 @@ def main(argv=None):
     table = [
         ["unguided step (ms)", f"{1e3 * step['unguided']:.1f}"],
         ["DMPS step (ms)", f"{1e3 * step['dmps']:.1f}"],
-        ["DMPS overhead (DMPS / unguided - 1)", f"{100 * (step['dmps'] / step['unguided'] - 1):.1f} %"],
+        ["DMPS overhead (DMPS / unguided - 1)",
+         f"{100 * (step['dmps'] / step['unguided'] - 1):.1f} %"],
         ["DPS / DMPS", f"{step['dps'] / step['dmps']:.2f}"],
         ["PiGDM / DMPS", f"{step['pigdm'] / step['dmps']:.2f}"],
     ]
     for r in ep_rows:
         table.append([f"M = {r['M']}: QCS / EP call (ms)",
-                      f"{1e3 * r['qcs']:.2f} / {1e3 * r['ep']:.2f} (EP setup {r['ep_setup']:.2f} s)"])
+                      f"{1e3 * r['qcs']:.2f} / {1e3 * r['ep']:.2f} "
+                      f"(EP setup {r['ep_setup']:.2f} s)"])
     table.append(["EP cost exponent in M (fit)", f"{slope:.2f}"])
     notes = ("Ancestral steps on the bundled MNIST prior, batch 8, SR x4 (block) with sigma_y = "
              "0.05; medians over repeats. EP: 1-bit, N = 784, 5 iterations (tol = 0), one "

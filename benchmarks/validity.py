@@ -29,7 +29,8 @@ from ._common import write_results
 
 def grid_mixture(d: int, process):
     """MCGdiff's 25-component mixture in ``d`` dimensions (means tile the 5×5 grid)."""
-    grid = np.array([(i, j) for i in (-8.0, -4.0, 0.0, 4.0, 8.0) for j in (-8.0, -4.0, 0.0, 4.0, 8.0)])
+    ticks = (-8.0, -4.0, 0.0, 4.0, 8.0)
+    grid = np.array([(i, j) for i in ticks for j in ticks])
     means = np.tile(grid, (1, (d + 1) // 2))[:, :d]
     return ivd.priors.GaussianMixturePrior(np.full(25, 1 / 25), means, np.ones((25, d)),
                                            process=process)
@@ -44,7 +45,7 @@ def linear_problem(prior, d, M, sigma_y, rng):
 
 
 def quantized_posterior(prior, A, lower, upper, sigma, n, rng, draws):
-    """Importance resampling of prior draws with the exact 1-bit likelihood; returns (samples, ESS)."""
+    """Importance resampling of prior draws by the exact 1-bit likelihood: (samples, ESS)."""
     x = prior.sample(draws, rng)
     z = x @ A.T
     log_w = np.sum(_log_bin_mass(z, lower, upper, sigma), axis=1)
@@ -152,7 +153,8 @@ def main(argv=None):
     rows, settings = run(args.quick)
     header = ["problem", "method", "SW to exact", "SW floor", "ratio", "NFE", "seconds"]
     table = [[r["problem"], r["method"], f"{r['sw']:.3f}" if r["finite"] else "diverged",
-              f"{r['floor']:.3f}", f"{r['ratio']:.2f}" if r["finite"] else "-", r["nfe"] if r["nfe"] is not None else "-",
+              f"{r['floor']:.3f}", f"{r['ratio']:.2f}" if r["finite"] else "-",
+              r["nfe"] if r["nfe"] is not None else "-",
               f"{r['seconds']:.1f}"] for r in rows]
     notes = ("Sliced Wasserstein (256 directions) between each method's samples and exact "
              "posterior samples of the 25-component grid mixture; 'floor' is the SW between "

@@ -58,7 +58,8 @@ def backend_name(x: Any) -> str:
 def _describe(x: Any) -> str:
     if not is_array(x):
         return f"{type(x).__name__}"
-    return f"{backend_name(x)} array of shape {tuple(x.shape)}, dtype {x.dtype}, device {device_of(x)}"
+    return (f"{backend_name(x)} array of shape {tuple(x.shape)}, dtype {x.dtype}, "
+            f"device {device_of(x)}")
 
 
 def namespace(*arrays: Any, **named: Any):

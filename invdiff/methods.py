@@ -106,7 +106,7 @@ def _out_ndim(op) -> int:
 
 
 def _x_init(x_init, y, op, rng, *, n, scale=1.0):
-    """The start state: given, or ``scale * N(0, I)`` with ``y``'s batch and ``op``'s input shape."""
+    """The start state: given, or ``scale * N(0, I)`` of ``y``'s batch and ``op``'s input."""
     if x_init is not None:
         check_floating("x_init", x_init)
         namespace(x_init=x_init, y=y)
@@ -365,11 +365,19 @@ def _ve_model(model, process) -> _Counted:
     return _Counted(reexpress(model, process or VE.geometric(50.0, 0.01, 232)))
 
 
-def _langevin_init(x_init, model, like, shape, rng):
-    if x_init is not None:
-        return x_init
-    low, high = getattr(model, "data_range", (0.0, 1.0))
-    return rng.uniform(shape, like=like, low=low, high=high)
+def _langevin_method(name, model, process, rng, return_info, record_guidance, likelihood,
+                     x_init, like, shape, *, settings=None, **kwargs):
+    """Shared body of the annealed-Langevin recipes: VE model, uniform start, one run."""
+    rng = _as_rng(rng)
+    model = _ve_model(model, process)
+    if x_init is None:  # the reference starts from U[0, 1], the data range of its models
+        low, high = getattr(model, "data_range", (0.0, 1.0))
+        x_init = rng.uniform(shape, like=like, low=low, high=high)
+    settings = {"method": name, "eps": kwargs["eps"], "steps_each": kwargs["steps_each"],
+                "gamma": kwargs["scale"], **(settings or {})}
+    return _run(_samplers.langevin, model, x_init, likelihood(model.process), rng=rng,
+                return_info=return_info, record_guidance=record_guidance, settings=settings,
+                **kwargs)
 
 
 def _cs_shape(A, y, n, in_shape):
@@ -413,15 +421,11 @@ def qcs_sgm(model, A, lower, upper, sigma, *, rng=None, x_init=None, n=None, in_
     >>> ivd.methods.qcs_sgm(prior, A, lo, hi, 0.05, rng=0, n=3).shape
     (3, 4)
     """
-    rng = _as_rng(rng)
-    model = _ve_model(model, process)
-    guidance = _lik.QuantizedDiagonal(A, lower, upper, sigma, model.process, in_shape=in_shape)
-    x0 = _langevin_init(x_init, model, lower, _cs_shape(A, lower, n, in_shape), rng)
-    return _run(_samplers.langevin, model, x0, guidance, scale=gamma, eps=eps,
-                steps_each=steps_each, final_denoise=final_denoise, rng=rng,
-                progress=progress, return_info=return_info, record_guidance=record_guidance,
-                settings={"method": "qcs_sgm", "eps": eps, "steps_each": steps_each,
-                          "gamma": gamma})
+    return _langevin_method(
+        "qcs_sgm", model, process, rng, return_info, record_guidance,
+        lambda proc: _lik.QuantizedDiagonal(A, lower, upper, sigma, proc, in_shape=in_shape),
+        x_init, lower, _cs_shape(A, lower, n, in_shape), progress=progress, scale=gamma,
+        eps=eps, steps_each=steps_each, final_denoise=final_denoise)
 
 
 def qcs_sgm_plus(model, A, lower, upper, sigma, *, rng=None, x_init=None, n=None,
@@ -446,16 +450,13 @@ def qcs_sgm_plus(model, A, lower, upper, sigma, *, rng=None, x_init=None, n=None
     >>> ivd.methods.qcs_sgm_plus(prior, A, lo, hi, 0.1, rng=0, n=3).shape
     (3, 4)
     """
-    rng = _as_rng(rng)
-    model = _ve_model(model, process)
-    guidance = _lik.QuantizedEP(A, lower, upper, sigma, model.process, iters=iters,
-                                damping=damping, in_shape=in_shape)
-    x0 = _langevin_init(x_init, model, lower, _cs_shape(A, lower, n, in_shape), rng)
-    return _run(_samplers.langevin, model, x0, guidance, scale=gamma, weighting="norm",
-                eps=eps, steps_each=steps_each, final_denoise=final_denoise, rng=rng,
-                progress=progress, return_info=return_info, record_guidance=record_guidance,
-                settings={"method": "qcs_sgm_plus", "eps": eps, "steps_each": steps_each,
-                          "gamma": gamma, "iters": iters, "damping": damping})
+    return _langevin_method(
+        "qcs_sgm_plus", model, process, rng, return_info, record_guidance,
+        lambda proc: _lik.QuantizedEP(A, lower, upper, sigma, proc, iters=iters,
+                                      damping=damping, in_shape=in_shape),
+        x_init, lower, _cs_shape(A, lower, n, in_shape), progress=progress, scale=gamma,
+        weighting="norm", eps=eps, steps_each=steps_each, final_denoise=final_denoise,
+        settings={"iters": iters, "damping": damping})
 
 
 def ald_cs(model, A, y, sigma, *, rng=None, x_init=None, n=None, in_shape=None, process=None,
@@ -476,12 +477,8 @@ def ald_cs(model, A, y, sigma, *, rng=None, x_init=None, n=None, in_shape=None, 
     >>> ivd.methods.ald_cs(prior, np.eye(2, 4), np.array([0.3, -0.2]), 0.05, rng=0, n=3).shape
     (3, 4)
     """
-    rng = _as_rng(rng)
-    model = _ve_model(model, process)
-    guidance = _lik.ALD(A, y, sigma, model.process, in_shape=in_shape)
-    x0 = _langevin_init(x_init, model, y, _cs_shape(A, y, n, in_shape), rng)
-    return _run(_samplers.langevin, model, x0, guidance, scale=gamma, eps=eps,
-                steps_each=steps_each, final_denoise=final_denoise, rng=rng,
-                progress=progress, return_info=return_info, record_guidance=record_guidance,
-                settings={"method": "ald_cs", "eps": eps, "steps_each": steps_each,
-                          "gamma": gamma})
+    return _langevin_method(
+        "ald_cs", model, process, rng, return_info, record_guidance,
+        lambda proc: _lik.ALD(A, y, sigma, proc, in_shape=in_shape),
+        x_init, y, _cs_shape(A, y, n, in_shape), progress=progress, scale=gamma, eps=eps,
+        steps_each=steps_each, final_denoise=final_denoise)

@@ -142,7 +142,8 @@ class VP(ForwardProcess):
 
     @classmethod
     def linear(cls, T: int = 1000, beta_min: float = 1e-4, beta_max: float = 0.02) -> VP:
-        """DDPM's linear schedule (Ho et al. 2020): :math:`\\beta` from ``beta_min`` to ``beta_max``.
+        """DDPM's linear schedule (Ho et al. 2020): :math:`\\beta` from ``beta_min`` to
+        ``beta_max``.
 
         Examples
         --------
@@ -202,7 +203,8 @@ class VP(ForwardProcess):
         return self.betas[self._k(k) - 1]
 
     def beta_tilde(self, k) -> float:
-        r"""Posterior variance :math:`\tilde\beta_k = \beta_k (1-\bar\alpha_{k-1})/(1-\bar\alpha_k)`."""
+        r"""Posterior variance
+        :math:`\tilde\beta_k = \beta_k (1-\bar\alpha_{k-1})/(1-\bar\alpha_k)`."""
         k = self._k(k)
         return self.beta(k) * (1 - self.alpha_bar(k - 1)) / (1 - self.alpha_bar(k))
 
@@ -286,7 +288,8 @@ class VE(ForwardProcess):
 
     @classmethod
     def geometric(cls, sigma_max: float = 50.0, sigma_min: float = 0.01, L: int = 232) -> VE:
-        """NCSN's geometric levels :math:`\\sigma_i = \\sigma_{max} (\\sigma_{min}/\\sigma_{max})^{i/(L-1)}`.
+        """NCSN's geometric levels
+        :math:`\\sigma_i = \\sigma_{max} (\\sigma_{min}/\\sigma_{max})^{i/(L-1)}`.
 
         Examples
         --------

@@ -20,12 +20,12 @@ def to_numpy(x):
 def from_numpy(a, xp, dtype=None, like=None):
     """``a`` (NumPy) as an array of namespace ``xp`` (on ``like``'s device if given)."""
     device = array_api_compat.device(like) if like is not None else None
-    dtype = dtype if dtype is not None else getattr(xp, "float64")
+    dtype = dtype if dtype is not None else xp.float64
     return xp.asarray(np.asarray(a), dtype=dtype, device=device)
 
 
 def assert_close(actual, desired, *, rtol=1e-7, atol=0.0, xp=None, check_dtype=True, err_msg=""):
-    """Assert ``actual`` ≈ ``desired``; if ``desired`` is an array, also same namespace/dtype/device."""
+    """Assert ``actual`` ≈ ``desired``; for an array ``desired`` also namespace, dtype, device."""
     if array_api_compat.is_array_api_obj(desired) and not isinstance(desired, (float, int)):
         ns_a = array_api_compat.array_namespace(actual)
         ns_d = array_api_compat.array_namespace(desired)

@@ -17,21 +17,6 @@ FAST = settings(max_examples=15, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny tensors gain nothing from threads, and on a loaded 2-core machine torch's
-    thread pool stalls for milliseconds per call; restored after this module."""
-    try:
-        import torch
-    except ImportError:
-        yield
-        return
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _z(xp, seed, n=257, scale=2.0, dtype=None):
     z = scale * np.random.default_rng(seed).standard_normal(n)
     return from_numpy(z, xp, dtype=dtype)

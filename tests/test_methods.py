@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _helpers import to_numpy
 
 import invdiff as ivd
-from _helpers import to_numpy
 
 D = 4
 A = np.eye(2, D)

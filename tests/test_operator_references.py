@@ -18,21 +18,6 @@ from invdiff import operators as ops
 RNG = np.random.default_rng(1234)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny tensors gain nothing from threads, and on a loaded 2-core machine torch's
-    thread pool stalls for milliseconds per call; restored after this module."""
-    try:
-        import torch
-    except ImportError:
-        yield
-        return
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _conv_same(x, k2d, boundary="fill"):
     """Per-channel 2-D 'same' convolution of (..., C, H, W) with scipy.signal."""
     flat = x.reshape(-1, *x.shape[-2:])

@@ -27,21 +27,6 @@ BATCHES = st.sampled_from([(), (2,), (2, 1)])
 SEEDS = st.integers(0, 2**16)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny tensors gain nothing from threads, and on a loaded 2-core machine torch's
-    thread pool stalls for milliseconds per call; restored after this module."""
-    try:
-        import torch
-    except ImportError:
-        yield
-        return
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 # -- the factory -----------------------------------------------------------------------------
 def _bool(xp, shape, seed, p=0.6):
     return xp.asarray(np.random.default_rng(seed).random(shape) < p)

@@ -35,6 +35,7 @@ __all__ = [
     "check_trailing_shape",
     "check_finite",
     "check_positive",
+    "check_at_least",
     "asarray_like",
     "scalar_like",
     "as_python_float",
@@ -165,6 +166,28 @@ def check_positive(name: str, value: Any) -> float:
         raise TypeError(f"{name} must be a positive real number; received {value!r}") from None
     if not (math.isfinite(v) and v > 0):
         raise ValueError(f"{name} must be a finite number > 0; received {value!r}")
+    return v
+
+
+def check_at_least(name: str, value: Any, low: float = 0.0) -> float:
+    """Return ``value`` as a float, raising ``ValueError`` unless it is finite and >= ``low``.
+
+    Examples
+    --------
+    >>> from invdiff._array_api import check_at_least
+    >>> check_at_least("sigma", 0)
+    0.0
+    >>> check_at_least("cond", 0.5, low=1.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: cond must be a finite number >= 1; received 0.5
+    """
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a real number >= {low:g}; received {value!r}") from None
+    if not (math.isfinite(v) and v >= low):
+        raise ValueError(f"{name} must be a finite number >= {low:g}; received {value!r}")
     return v
 
 

@@ -12,7 +12,9 @@ symmetry :math:`\operatorname{Im}(e^{-i\pi k/2N} \hat v_k) = -X_{N-k}` to rebuil
 :math:`\hat v` from :math:`X` and undoes the reordering. Only slicing, ``flip`` and ``fft``:
 no index arrays, so nothing is copied from the host at each call.
 
-Private helper of :mod:`invdiff.baselines` (Lasso in a DCT basis); ``xp`` comes from the input.
+Private helper of :mod:`invdiff.baselines` (Lasso in a DCT basis) and of
+:class:`invdiff.operators.SubsampledOrthogonal` (``kind="dct"``); ``xp`` comes from the input
+and the twiddles are built in the input's dtype, so float32 stays float32.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from . import _dct, _wavelet
 from ._array_api import (
     check_array,
+    check_at_least,
     check_floating,
     check_trailing_shape,
     device_of,
@@ -49,16 +50,6 @@ def _check_iters(iters) -> int:
     if isinstance(iters, bool) or not isinstance(iters, int) or iters < 1:
         raise ValueError(f"iters must be a positive integer; received {iters!r}")
     return iters
-
-
-def _check_lam(lam) -> float:
-    try:
-        v = float(lam)
-    except (TypeError, ValueError):
-        raise TypeError(f"lam must be a real number >= 0; received {lam!r}") from None
-    if not (math.isfinite(v) and v >= 0):
-        raise ValueError(f"lam must be a finite number >= 0; received {lam!r}")
-    return v
 
 
 # ---------------------------------------------------------------------------------------
@@ -282,7 +273,7 @@ def lasso(op_or_A, y, lam, *, basis="dct", shape=None, iters=500, L=None, x0=Non
     xp = namespace(y=y)
     check_floating("y", y, xp)
     op = _as_operator(op_or_A, shape, y, xp)
-    lam, iters = _check_lam(lam), _check_iters(iters)
+    lam, iters = check_at_least("lam", lam), _check_iters(iters)
     W, Wt = _basis(basis, op.in_shape, wavelet, levels, y, xp)
     L = _resolve_L(L, op, y, xp)
 
@@ -386,7 +377,7 @@ def tv(op_or_A, y, lam, *, shape=None, iters=300, L=None, x0=None, callback=None
     if len(op.in_shape) < 2:
         raise ValueError("tv needs an image: the signal shape must end with (H, W); received "
                          f"in_shape {op.in_shape} (pass shape=(C, H, W) for a matrix)")
-    lam, iters = _check_lam(lam), _check_iters(iters)
+    lam, iters = check_at_least("lam", lam), _check_iters(iters)
     L = _resolve_L(L, op, y, xp)
     tau = sigma = 0.99 / math.sqrt(L + 8.0)
 
@@ -584,7 +575,7 @@ def select_lambda(solver: Callable, candidates: Sequence[float], x_val, y_val, *
     if not callable(solver):
         raise TypeError(f"solver must be callable as solver(y, lam); received "
                         f"{type(solver).__name__}")
-    candidates = [_check_lam(c) for c in candidates]
+    candidates = [check_at_least("lam", c) for c in candidates]
     if not candidates:
         raise ValueError("candidates must hold at least one value; received an empty sequence")
     if metric not in ("psnr", "ssim"):

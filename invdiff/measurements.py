@@ -18,6 +18,7 @@ import math
 
 from ._array_api import (
     check_array,
+    check_at_least,
     check_finite,
     check_floating,
     device_of,
@@ -47,13 +48,7 @@ class GaussianNoise:
     """
 
     def __init__(self, sigma: float):
-        try:
-            s = float(sigma)
-        except (TypeError, ValueError):
-            raise TypeError(f"sigma must be a real number >= 0; received {sigma!r}") from None
-        if not (math.isfinite(s) and s >= 0.0):
-            raise ValueError(f"sigma must be a finite number >= 0; received {sigma!r}")
-        self.sigma = s
+        self.sigma = check_at_least("sigma", sigma)
 
     @property
     def variance(self) -> float:

@@ -34,6 +34,7 @@ from ._array_api import (
     as_python_float,
     asarray_like,
     check_array,
+    check_at_least,
     check_floating,
     device_of,
     is_array,
@@ -367,13 +368,7 @@ class _Mixture:
         if tuple(y.shape) != (A.shape[0],):
             raise ValueError(f"y must have shape ({A.shape[0]},) (one measurement); "
                              f"received {tuple(y.shape)}")
-        try:
-            sigma_y = float(sigma_y)
-        except (TypeError, ValueError):
-            raise TypeError(f"sigma_y must be a real number >= 0; received {sigma_y!r}") from None
-        if not (math.isfinite(sigma_y) and sigma_y >= 0):
-            raise ValueError(f"sigma_y must be a finite number >= 0; received {sigma_y!r}")
-        return xp, A, y, sigma_y
+        return xp, A, y, check_at_least("sigma_y", sigma_y)
 
     def _posterior_params(self, A, y, sigma_y) -> _Params:
         r"""Kalman update of every component and evidence reweighting (log domain)."""

@@ -21,6 +21,9 @@ from ._array_api import (
 
 __all__ = ["Generator"]
 
+# kind -> (torch function, numpy/cupy Generator method)
+_DRAWS = {"normal": ("randn", "standard_normal"), "uniform": ("rand", "random")}
+
 
 class Generator:
     """Seeded random numbers that come out in the namespace, device and dtype of ``like``.
@@ -105,6 +108,22 @@ class Generator:
         return xp.asarray(values, dtype=dtype, device=device)
 
     # -- distributions ------------------------------------------------------------------
+    def _standard(self, kind: str, shape, like, dtype):
+        """N(0, 1) (``kind="normal"``) or U[0, 1) (``"uniform"``) samples for ``like``."""
+        xp, device, like_dtype = self._target(like)
+        dtype = like_dtype if dtype is None else dtype
+        shape = self._shape(shape)
+        g = self._stream(xp, device)
+        torch_draw, np_draw = _DRAWS[kind]
+        if is_torch_namespace(xp):
+            import torch
+
+            return getattr(torch, torch_draw)(shape, generator=g, device=device, dtype=dtype)
+        draw = getattr(g, np_draw)  # numpy.random.Generator and CuPy's share the method names
+        if is_cupy_namespace(xp):
+            return draw(shape, dtype=dtype)
+        return self._from_numpy(xp, device, draw(shape), dtype)
+
     def normal(self, shape, *, like, dtype=None, loc: float = 0.0, scale: float = 1.0):
         """Normal samples ``loc + scale * N(0, 1)`` of ``shape`` in ``like``'s namespace.
 
@@ -115,18 +134,7 @@ class Generator:
         >>> ivd.random.Generator(1).normal(4, like=np.zeros(1)).shape
         (4,)
         """
-        xp, device, like_dtype = self._target(like)
-        dtype = like_dtype if dtype is None else dtype
-        shape = self._shape(shape)
-        g = self._stream(xp, device)
-        if is_torch_namespace(xp):
-            import torch
-
-            z = torch.randn(shape, generator=g, device=device, dtype=dtype)
-        elif is_cupy_namespace(xp):
-            z = g.standard_normal(shape, dtype=dtype)
-        else:
-            z = self._from_numpy(xp, device, g.standard_normal(shape), dtype)
+        z = self._standard("normal", shape, like, dtype)
         return z if (loc == 0.0 and scale == 1.0) else loc + scale * z
 
     def uniform(self, shape, *, like, low: float = 0.0, high: float = 1.0, dtype=None):
@@ -140,18 +148,7 @@ class Generator:
         >>> bool(np.all((u >= -1) & (u < 1)))
         True
         """
-        xp, device, like_dtype = self._target(like)
-        dtype = like_dtype if dtype is None else dtype
-        shape = self._shape(shape)
-        g = self._stream(xp, device)
-        if is_torch_namespace(xp):
-            import torch
-
-            u = torch.rand(shape, generator=g, device=device, dtype=dtype)
-        elif is_cupy_namespace(xp):
-            u = g.random(shape, dtype=dtype)
-        else:
-            u = self._from_numpy(xp, device, g.random(shape), dtype)
+        u = self._standard("uniform", shape, like, dtype)
         return low + (high - low) * u
 
     def integers(self, low: int, high: int, shape, *, like):

@@ -360,6 +360,13 @@ class _Bins:
         rho = e * lam_b / lam_a
         return lam_b, wc, e, rho
 
+    def select(self, narrow, wide, one_sided, both_inf: float):
+        """Each bin's value from its regime; ``both_inf`` is the value on the whole line."""
+        xp = self.xp
+        out = xp.where(self.narrow, narrow, wide)
+        out = xp.where(self.one_sided, one_sided, out)
+        return xp.where(self.both_inf, both_inf, out)
+
     def unflip(self, mean):
         return self.xp.where(self.flip, -mean, mean)
 
@@ -431,9 +438,7 @@ def log_ndtr_diff(a, b, *, width=None):
     _, _, _, rho = bins.wide_terms()
     wide = _dispatch("log_ndtr", bins.hi_w, xp) + xp.log1p(-rho)
     one_sided = _dispatch("log_ndtr", bins.hi_one, xp)
-    out = xp.where(bins.narrow, narrow, wide)
-    out = xp.where(bins.one_sided, one_sided, out)
-    return xp.where(bins.both_inf, 0.0, out)
+    return bins.select(narrow, wide, one_sided, 0.0)
 
 
 def truncnorm_mean(a, b):
@@ -477,10 +482,7 @@ def truncnorm_mean(a, b):
     lam_b, wc, _, rho = bins.wide_terms()
     wide = lam_b * xp.expm1(wc) / (1.0 - rho)
     one_sided = -_hazard(bins.hi_one, xp)
-    out = xp.where(bins.narrow, narrow, wide)
-    out = xp.where(bins.one_sided, one_sided, out)
-    out = xp.where(bins.both_inf, 0.0, out)
-    return bins.unflip(out)
+    return bins.unflip(bins.select(narrow, wide, one_sided, 0.0))
 
 
 def truncnorm_moments(a, b):
@@ -550,10 +552,6 @@ def truncnorm_moments(a, b):
     # one-sided
     lam_1, _, v_1 = _below(bins.hi_one, xp)
 
-    mean = xp.where(bins.narrow, mean_n, mean_w)
-    mean = xp.where(bins.one_sided, -lam_1, mean)
-    mean = xp.where(bins.both_inf, 0.0, mean)
-    var = xp.where(bins.narrow, var_n, var_w)
-    var = xp.where(bins.one_sided, v_1, var)
-    var = xp.where(bins.both_inf, 1.0, var)
+    mean = bins.select(mean_n, mean_w, -lam_1, 0.0)
+    var = bins.select(var_n, var_w, v_1, 1.0)
     return bins.unflip(mean), var

@@ -24,6 +24,7 @@ __all__ = [
     "Cached",
     "flatten",
     "sigma_value",
+    "event_shape",
 ]
 
 
@@ -140,6 +141,20 @@ class Cached:
                 for k, v in self._home.items()
             }
         return self._cache[key]
+
+
+def event_shape(in_shape, op, n: int, matrix: str = "A") -> tuple[int, ...]:
+    """The trailing shape of ``x_t``: ``in_shape``, else ``op.in_shape``, else ``(n,)``.
+
+    Raises ``ValueError`` unless it holds the ``n`` columns of the matrix named ``matrix``.
+    """
+    if in_shape is None:
+        in_shape = getattr(op, "in_shape", None) or (n,)
+    in_shape = tuple(int(v) for v in in_shape)
+    if math.prod(in_shape) != n:
+        raise ValueError(f"in_shape must have {n} elements (the columns of {matrix}); "
+                         f"received {in_shape}")
+    return in_shape
 
 
 def flatten(x, in_shape, xp, name: str = "x_t"):

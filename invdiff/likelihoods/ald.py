@@ -2,14 +2,13 @@ r"""ALD for linear compressed sensing: Jalal et al.'s annealed Gaussian likeliho
 
 from __future__ import annotations
 
-import math
-
 from .._array_api import check_floating, namespace
 from ._common import (
     Cached,
     as_matrix,
     check_measurement,
     check_process,
+    event_shape,
     expand,
     flatten,
     sigma_value,
@@ -63,12 +62,8 @@ class ALD:
         check_measurement("y", y, A, (A.shape[0],))
         self.sigma = sigma_value("sigma", sigma)
         self.A, self.y, self.process = A, y, process
-        n = A.shape[1]
-        in_shape = in_shape or getattr(op, "in_shape", None) or (n,)
-        self.in_shape = tuple(int(v) for v in in_shape)
-        if math.prod(self.in_shape) != n:
-            raise ValueError(f"in_shape must have {n} elements (the columns of A); "
-                             f"received {self.in_shape}")
+        # `or None`: an empty in_shape has always meant "the default" here
+        self.in_shape = event_shape(in_shape or None, op, A.shape[1])
         self._const = Cached(A=A, y=y)
 
     def __repr__(self) -> str:

@@ -20,6 +20,7 @@ from ._common import (
     as_matrix,
     check_measurement,
     check_process,
+    event_shape,
     expand,
     flatten,
     sigma_value,
@@ -106,11 +107,7 @@ class DMPS:
         if is_array(op):
             A, _ = as_matrix(op, "op")
             xp = namespace(op=A)
-            n = A.shape[1]
-            self.in_shape = (n,) if in_shape is None else tuple(int(v) for v in in_shape)
-            if math.prod(self.in_shape) != n:
-                raise ValueError(f"in_shape must have {n} elements (the columns of op); "
-                                 f"received {self.in_shape}")
+            self.in_shape = event_shape(in_shape, None, A.shape[1], matrix="op")
             if _row_orthogonal(A, xp):
                 self.row_orthogonal = True
                 self.out_shape = (A.shape[0],)

@@ -17,6 +17,7 @@ from ._common import (
     as_matrix,
     check_bins,
     check_process,
+    event_shape,
     expand,
     flatten,
     sigma_value,
@@ -37,13 +38,7 @@ class _Quantized:
         check_bins(lower, upper, A)
         self.sigma = sigma_value("sigma", sigma)
         self.A, self.op, self.lower, self.upper, self.process = A, op, lower, upper, process
-        n = A.shape[1]
-        if in_shape is None:
-            in_shape = getattr(op, "in_shape", None) or (n,)
-        self.in_shape = tuple(int(v) for v in in_shape)
-        if math.prod(self.in_shape) != n:
-            raise ValueError(f"in_shape must have {n} elements (the columns of A); "
-                             f"received {self.in_shape}")
+        self.in_shape = event_shape(in_shape, op, A.shape[1])
         xp = namespace(A=A)
         self._const = Cached(A=A, lower=lower, upper=upper, n2=xp.sum(A * A, axis=1))
 

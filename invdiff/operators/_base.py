@@ -12,10 +12,10 @@ Shapes exclude batch dimensions: ``apply`` takes ``(*batch, *in_shape)`` and ret
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from .._array_api import (
+    check_at_least,
     check_floating,
     check_trailing_shape,
     device_of,
@@ -129,7 +129,7 @@ class SVDOperator(LinearOperator):
     def __init__(self, in_shape, out_shape, *, threshold: float = 0.0, like=None):
         self.in_shape = _shape("in_shape", in_shape)
         self.out_shape = _shape("out_shape", out_shape)
-        self.threshold = _threshold(threshold)
+        self.threshold = check_at_least("threshold", threshold)
         self._home = _home(like) if self._source is None else _home(self._source)
         self._pinned = like is not None
         self._last = None  # (xp, device, dtype) of the last input processed
@@ -357,16 +357,6 @@ def _image_shape(name: str, shape) -> tuple[int, int, int]:
     if len(out) != 3:
         raise ValueError(f"{name} must be an image shape (C, H, W); received {shape!r}")
     return out
-
-
-def _threshold(value) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"threshold must be a real number >= 0; received {value!r}") from None
-    if not (math.isfinite(v) and v >= 0.0):
-        raise ValueError(f"threshold must be a finite number >= 0; received {value!r}")
-    return v
 
 
 def _home(like):

@@ -9,9 +9,9 @@ from __future__ import annotations
 import math
 import numbers
 
-from .._array_api import check_finite, check_floating, namespace
+from .._array_api import check_at_least, check_finite, check_floating, namespace
+from .._dct import DCTPlan
 from ._base import SVDOperator, _home, _scatter
-from ._transforms import dct, dct_tables, fwht, idct
 
 __all__ = [
     "DenseMatrix",
@@ -194,18 +194,22 @@ class SubsampledOrthogonal(SVDOperator):
         inv = [M] * N
         for m, j in enumerate(self.rows):
             inv[j] = m
-        f = {"s": xp.ones(M, dtype=xp.float64, device=device),
-             "rows": xp.asarray(self.rows, dtype=xp.int64, device=device),
-             "inv": xp.asarray(inv, dtype=xp.int64, device=device)}
-        if self.kind == "dct":
-            f.update(dct_tables(xp, N, device))
+        return {"s": xp.ones(M, dtype=xp.float64, device=device),
+                "rows": xp.asarray(self.rows, dtype=xp.int64, device=device),
+                "inv": xp.asarray(inv, dtype=xp.int64, device=device)}
+
+    def _factors(self, xp, device, dtype) -> dict:
+        f = super()._factors(xp, device, dtype)
+        if self.kind == "dct" and "dct" not in f:
+            # one plan per (namespace, device, dtype): its twiddles are in the input's dtype
+            f["dct"] = DCTPlan(self.in_shape[0], xp.zeros((), dtype=dtype, device=device), xp)
         return f
 
     def _transform(self, xp, f, x):
-        return dct(xp, x, f) if self.kind == "dct" else fwht(xp, x)
+        return f["dct"].forward(x) if self.kind == "dct" else _fwht(xp, x)
 
     def _inverse(self, xp, f, X):
-        return idct(xp, X, f) if self.kind == "dct" else fwht(xp, X)
+        return f["dct"].inverse(X) if self.kind == "dct" else _fwht(xp, X)
 
     def _Vt(self, xp, f, x):
         return xp.take(self._transform(xp, f, x), f["rows"], axis=-1)
@@ -222,6 +226,24 @@ class SubsampledOrthogonal(SVDOperator):
 
     def __repr__(self) -> str:
         return f"SubsampledOrthogonal(N={self.in_shape[0]}, M={len(self.rows)}, kind={self.kind!r})"
+
+
+def _fwht(xp, x):
+    r"""Orthonormal fast Walsh–Hadamard transform along the last axis (length a power of 2).
+
+    Natural (Sylvester) order,
+    :math:`H_{2n} = \begin{pmatrix} H_n & H_n \\ H_n & -H_n \end{pmatrix} / \sqrt2`, in
+    :math:`\log_2 N` butterfly stages; it is its own inverse.
+    """
+    n = x.shape[-1]
+    batch = tuple(x.shape[:-1])
+    h = 1
+    while h < n:
+        y = xp.reshape(x, (*batch, n // (2 * h), 2, h))
+        a, b = y[..., 0, :], y[..., 1, :]
+        x = xp.reshape(xp.stack([a + b, a - b], axis=-2), (*batch, n))
+        h *= 2
+    return x / math.sqrt(n)
 
 
 def _rows(N: int, rows, rng, like) -> tuple[int, ...]:
@@ -343,12 +365,7 @@ def ill_conditioned_matrix(M: int, N: int, cond: float, rng, *, like=None):
     (100.0, 50.0)
     """
     M, N = _dims(M, N)
-    try:
-        c = float(cond)
-    except (TypeError, ValueError):
-        raise TypeError(f"cond must be a real number >= 1; received {cond!r}") from None
-    if not (math.isfinite(c) and c >= 1.0):
-        raise ValueError(f"cond must be a finite number >= 1; received {cond!r}")
+    c = check_at_least("cond", cond, low=1.0)
     xp, device, dtype = _home(like)
     K = min(M, N)
     U = _haar(xp, rng, M, K, device)

@@ -28,6 +28,7 @@ __all__ = [
     "continuous_times",
     "as_generator",
     "check_model",
+    "check_process_kind",
     "check_guidance",
     "check_real",
     "check_steps",
@@ -46,6 +47,13 @@ def check_model(model) -> None:
     prediction = getattr(model, "prediction", None)
     if prediction not in PREDICTIONS:
         raise ValueError(f"model.prediction must be one of {PREDICTIONS}; received {prediction!r}")
+
+
+def check_process_kind(sampler: str, process, kind) -> None:
+    """Raise ``TypeError`` unless ``process`` is a ``kind`` (``VP`` or ``VE``) process."""
+    if not isinstance(process, kind):
+        raise TypeError(f"{sampler} needs a model with a {kind.__name__} process; received "
+                        f"{type(process).__name__} (wrap it with invdiff.processes.reexpress)")
 
 
 def check_guidance(guidance) -> None:

@@ -8,6 +8,7 @@ import math
 from ..processes import VP, to_eps
 from ._common import (
     check_choice,
+    check_process_kind,
     evaluate,
     finish,
     guidance_info,
@@ -113,9 +114,7 @@ def ancestral(model, x_init, *, guidance=None, scale: float = 1.0, steps: int | 
     """
     xp, scale, rng = setup(model, x_init, guidance, scale, rng)
     proc = model.process
-    if not isinstance(proc, VP):
-        raise TypeError("ancestral needs a model with a VP process; received "
-                        f"{type(proc).__name__} (wrap it with invdiff.processes.reexpress)")
+    check_process_kind("ancestral", proc, VP)
     pairs = vp_times(proc, proc.T if steps is None else steps)
     learned = callable(getattr(model, "predict_with_log_variance", None))
     variance = check_choice("variance", ("learned" if learned else "beta_tilde")

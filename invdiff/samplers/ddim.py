@@ -6,6 +6,7 @@ import math
 
 from ..processes import VP
 from ._common import (
+    check_process_kind,
     check_real,
     evaluate,
     finish,
@@ -80,9 +81,7 @@ def ddim(model, x_init, *, guidance=None, scale: float = 1.0, steps: int = 100, 
     """
     xp, scale, rng = setup(model, x_init, guidance, scale, rng)
     proc = model.process
-    if not isinstance(proc, VP):
-        raise TypeError("ddim needs a model with a VP process; received "
-                        f"{type(proc).__name__} (wrap it with invdiff.processes.reexpress)")
+    check_process_kind("ddim", proc, VP)
     eta = check_real("eta", eta)
     if eta < 0:
         raise ValueError(f"eta must be >= 0; received {eta!r}")

@@ -8,6 +8,7 @@ import math
 from ..processes import VE
 from ._common import (
     check_choice,
+    check_process_kind,
     check_real,
     check_steps,
     evaluate,
@@ -89,9 +90,7 @@ def langevin(model, x_init, *, guidance=None, scale: float = 1.0, steps: int | N
     """
     xp, scale, rng = setup(model, x_init, guidance, scale, rng)
     proc = model.process
-    if not isinstance(proc, VE):
-        raise TypeError("langevin needs a model with a VE process; received "
-                        f"{type(proc).__name__} (wrap it with invdiff.processes.reexpress)")
+    check_process_kind("langevin", proc, VE)
     sigmas = _levels(proc, steps)
     eps = check_real("eps", eps)
     if eps <= 0:

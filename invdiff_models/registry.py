@@ -25,7 +25,7 @@ from .bundled import available as _bundled_available
 from .bundled import card as _bundled_card
 from .bundled import load_network, metadata
 
-__all__ = ["load", "available", "card", "cards", "summary", "BundledScoreModel", "LOADERS"]
+__all__ = ["load", "available", "card", "cards", "summary", "LOADERS"]
 
 #: Checkpoint families that load from their original files (not bundled; you supply the file).
 LOADERS = {
@@ -75,29 +75,12 @@ def _process(meta: dict) -> VP:
     return VP.linear(int(spec["T"]), float(spec["beta_start"]), float(spec["beta_end"]))
 
 
-class BundledScoreModel(TorchScoreModel):
-    """A :class:`TorchScoreModel` for a bundled prior (fixed variance, no learned range).
-
-    ``predict_with_log_variance`` is ``None`` (not a method) so that samplers, which test
-    ``callable(getattr(model, "predict_with_log_variance", None))``, use the DDPM fixed
-    variance instead of calling a method that would raise.
-
-    Examples
-    --------
-    >>> from invdiff_models.registry import BundledScoreModel
-    >>> BundledScoreModel.predict_with_log_variance is None
-    True
-    """
-
-    predict_with_log_variance = None
-
-
 def _forward(net, x, t):
     # invdiff's DDPM step k (1..T, fractional allowed) is the network's native k - 1.
     return net(x, (t - 1.0).to(x.dtype))
 
 
-def load(name: str, device="cpu", *, dtype=None, folder=None) -> BundledScoreModel:
+def load(name: str, device="cpu", *, dtype=None, folder=None) -> TorchScoreModel:
     """A bundled prior as a ScoreModel, offline.
 
     Parameters
@@ -114,12 +97,12 @@ def load(name: str, device="cpu", *, dtype=None, folder=None) -> BundledScoreMod
 
     Returns
     -------
-    BundledScoreModel
-        A :class:`~invdiff_models.adapter.TorchScoreModel` (``vjp`` for DPS / ΠGDM) with
-        ``process`` = ``VP.linear(1000)`` (β from 1e-4 to 0.02), ``prediction = "eps"``,
-        ``data_range = (-1.0, 1.0)`` (from the sidecar); extra attributes ``name``,
-        ``metadata`` (the sidecar dict), ``channels``, ``image_size`` (``None`` when any size
-        works) and ``size_multiple`` (height and width must be multiples of it).
+    TorchScoreModel
+        With ``vjp`` (for DPS / ΠGDM), ``process`` = ``VP.linear(1000)`` (β from 1e-4 to
+        0.02), ``prediction = "eps"``, ``data_range = (-1.0, 1.0)`` (from the sidecar); extra
+        attributes ``name``, ``metadata`` (the sidecar dict), ``channels``, ``image_size``
+        (``None`` when any size works) and ``size_multiple`` (height and width must be
+        multiples of it).
 
     Raises
     ------
@@ -150,7 +133,7 @@ def load(name: str, device="cpu", *, dtype=None, folder=None) -> BundledScoreMod
         raise ValueError(f"prediction of bundled prior {name!r} must be 'eps'; the sidecar "
                          f"says {meta.get('prediction')!r}")
     source = str(Path(folder or BUNDLED_DIR) / f"{name}.safetensors")
-    model = BundledScoreModel(net, _process(meta), "eps", forward=_forward,
+    model = TorchScoreModel(net, _process(meta), "eps", forward=_forward,
                             data_range=meta["data_range"], source=source)
     model.name = name
     model.metadata = meta

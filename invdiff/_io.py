@@ -1,0 +1,398 @@
+"""Image files in and out of the command line (``invdiff restore`` / ``invdiff demo``).
+
+This is the package's I/O boundary, so it uses NumPy, Pillow and (for the bundled priors'
+runtime: devices, threads, moving arrays to the model) torch directly; decoding and encoding
+files is not array math, and the Array-API rule of the core does not apply here. The math of
+the commands runs on the arrays :func:`as_model_array` returns, in the model's namespace.
+
+Intensities on disk are ``[0, 1]`` floats after decoding (8-bit divided by 255, 16-bit by
+65535); arrays are ``(C, H, W)`` float32 with ``C`` = 1 or 3.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["CLIError", "read_image", "match_channels", "observed_pixels", "to_uint8",
+           "encode_image", "AtomicWriter", "check_output_path", "IMAGE_SUFFIXES",
+           "as_model_array", "to_numpy", "write_npz", "check_device", "set_threads",
+           "runtime_info"]
+
+#: Output formats ``restore`` writes (Pillow names them by suffix).
+IMAGE_SUFFIXES = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF",
+                  ".tiff": "TIFF", ".bmp": "BMP", ".webp": "WEBP"}
+
+
+class CLIError(Exception):
+    """A user error the command line reports on stderr with a non-zero exit (no traceback).
+
+    Examples
+    --------
+    >>> from invdiff._io import CLIError
+    >>> str(CLIError("--input: file not found"))
+    '--input: file not found'
+    """
+
+
+def read_image(path, *, name: str = "--input") -> np.ndarray:
+    """Decode an image file into a ``(C, H, W)`` float32 array in ``[0, 1]``.
+
+    Parameters
+    ----------
+    path : path-like
+        Any format Pillow decodes (PNG, JPEG, TIFF, BMP, WebP ...). Grayscale stays one
+        channel; palette, CMYK and alpha images become RGB (alpha dropped); 16-bit
+        grayscale is divided by 65535.
+    name : str
+        The option the path came from, used in error messages.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(1, H, W)`` or ``(3, H, W)`` float32.
+
+    Raises
+    ------
+    CLIError
+        Missing, unreadable or undecodable file.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> from PIL import Image
+    >>> from invdiff._io import read_image
+    >>> path = os.path.join(tempfile.mkdtemp(), "a.png")
+    >>> Image.fromarray(np.full((4, 6), 255, np.uint8)).save(path)
+    >>> x = read_image(path)
+    >>> x.shape, float(x.max())
+    ((1, 4, 6), 1.0)
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise CLIError(f"{name}: no such file: {str(path)!r}")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return _decode(img)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise CLIError(f"{name}: cannot read {str(path)!r} as an image "
+                       f"(PNG, JPEG, TIFF, BMP, WebP ...): {e}") from None
+
+
+def _decode(img) -> np.ndarray:
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I"):
+        a = np.asarray(img, dtype=np.float64) / 65535.0
+        return np.clip(a, 0.0, 1.0).astype(np.float32)[None]
+    if mode == "F":
+        return np.clip(np.asarray(img, dtype=np.float32), 0.0, 1.0)[None]
+    if mode in ("1", "L"):
+        return (np.asarray(img.convert("L"), dtype=np.float32) / 255.0)[None]
+    if mode == "LA":
+        return (np.asarray(img.convert("L"), dtype=np.float32) / 255.0)[None]
+    rgb = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+    return np.ascontiguousarray(rgb.transpose(2, 0, 1))
+
+
+def match_channels(v: np.ndarray, channels: int) -> np.ndarray:
+    """A decoded ``(C, H, W)`` image with ``channels`` channels.
+
+    RGB to one channel is the mean (R + G + B) / 3 (the colorization operator's grayscale);
+    one channel to RGB repeats it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from invdiff._io import match_channels
+    >>> match_channels(np.stack([np.zeros((1, 1)), np.ones((1, 1)), np.ones((1, 1))]), 1).tolist()
+    [[[0.6666666666666666]]]
+    """
+    if v.shape[0] == channels:
+        return v
+    if channels == 1:
+        return v.mean(axis=0, keepdims=True)
+    return np.repeat(v, channels, axis=0)
+
+
+def observed_pixels(v: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """Observed pixels ``(H, W)`` for inpainting: ``mask > 0`` in any channel, or, without a
+    mask, the pixels of ``v`` that are not exactly black.
+
+    Raises
+    ------
+    CLIError
+        Mask of another size than ``v``, or no observed pixel.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from invdiff._io import observed_pixels
+    >>> observed_pixels(np.array([[[0.0, 0.3]]])).tolist()
+    [[False, True]]
+    """
+    if mask is not None:
+        if mask.shape[1:] != v.shape[1:]:
+            raise CLIError(f"--mask: must have the size of --input ({v.shape[2]}x{v.shape[1]}); "
+                           f"received {mask.shape[2]}x{mask.shape[1]}")
+        observed = (mask > 0).any(axis=0)
+    else:
+        observed = (v > 0).any(axis=0)
+    if not observed.any():
+        raise CLIError("--mask: no observed pixel (the mask, or the input without --mask, is "
+                       "entirely black)")
+    return observed
+
+
+def to_uint8(x) -> np.ndarray:
+    """``(C, H, W)`` intensities in ``[0, 1]`` (clipped) to an ``(H, W[, 3])`` uint8 array.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from invdiff._io import to_uint8
+    >>> to_uint8(np.array([[[0.0, 0.5, 2.0]]])).tolist()
+    [[0, 128, 255]]
+    """
+    a = np.asarray(x, dtype=np.float64)
+    a = np.round(np.clip(a, 0.0, 1.0) * 255.0).astype(np.uint8)
+    return a[0] if a.shape[0] == 1 else np.ascontiguousarray(a.transpose(1, 2, 0))
+
+
+def check_output_path(path, *, name: str = "--output") -> Path:
+    """Validate an output image path before any work is done.
+
+    The folder must exist and the suffix must be one of :data:`IMAGE_SUFFIXES`.
+
+    Examples
+    --------
+    >>> from invdiff._io import check_output_path, CLIError
+    >>> check_output_path("out.png").name
+    'out.png'
+    >>> try:
+    ...     check_output_path("out.xyz")
+    ... except CLIError as e:
+    ...     print(str(e).split(":")[0])
+    --output
+    """
+    path = Path(path)
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        raise CLIError(f"{name}: unknown image type {path.suffix!r} for {str(path)!r}; use one "
+                       f"of {', '.join(sorted(IMAGE_SUFFIXES))}")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise CLIError(f"{name}: folder {str(parent)!r} does not exist")
+    if path.is_dir():
+        raise CLIError(f"{name}: {str(path)!r} is a folder, not a file name")
+    return path
+
+
+def encode_image(x, path, fmt: str | None = None) -> None:
+    """Write ``(C, H, W)`` intensities in ``[0, 1]`` as an 8-bit image (format from suffix).
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> from invdiff._io import encode_image, read_image
+    >>> path = os.path.join(tempfile.mkdtemp(), "b.png")
+    >>> encode_image(np.zeros((3, 2, 2)), path)
+    >>> read_image(path).shape
+    (3, 2, 2)
+    """
+    from PIL import Image
+
+    fmt = fmt or IMAGE_SUFFIXES.get(Path(path).suffix.lower(), "PNG")
+    img = Image.fromarray(to_uint8(x))
+    kwargs = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
+    img.save(path, format=fmt, **kwargs)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+class AtomicWriter:
+    """Write several files so that either all appear or none does.
+
+    Each :meth:`add` writes into a temporary file in the destination's folder; :meth:`commit`
+    renames them all into place (``os.replace``, atomic per file on POSIX and Windows);
+    leaving the ``with`` block without a commit (an error) deletes the temporary files, so a
+    failed run never leaves a partial output behind.
+
+    Examples
+    --------
+    >>> import os, pathlib, tempfile
+    >>> from invdiff._io import AtomicWriter
+    >>> d = tempfile.mkdtemp()
+    >>> with AtomicWriter() as w:
+    ...     w.add(os.path.join(d, "a.txt"), lambda p: pathlib.Path(p).write_text("x"))
+    ...     written = w.commit()
+    >>> os.listdir(d), [p.name for p in written]
+    (['a.txt'], ['a.txt'])
+    """
+
+    def __init__(self):
+        self._pending: list[tuple[str, Path]] = []
+        self.written: list[Path] = []
+
+    def add(self, path, write) -> None:
+        """Run ``write(tmp_path)`` for the final ``path`` (not visible until :meth:`commit`)."""
+        path = Path(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix + ".part",
+                                   dir=path.parent if str(path.parent) else ".")
+        os.close(fd)
+        self._pending.append((tmp, path))
+        write(tmp)
+
+    def commit(self) -> list[Path]:
+        """Move every temporary file to its final name; returns the final paths."""
+        mode = 0o666 & ~_umask()  # mkstemp creates 0600 files; give the usual permissions
+        for tmp, path in self._pending:
+            os.chmod(tmp, mode)
+            os.replace(tmp, path)
+            self.written.append(path)
+        self._pending = []
+        return self.written
+
+    def discard(self) -> None:
+        """Delete the temporary files not yet committed."""
+        for tmp, _ in self._pending:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+        self._pending = []
+
+    def __enter__(self) -> AtomicWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.discard()
+
+
+# ------------------------------------------------------------------------- runtime glue
+def as_model_array(a, model, kind: str = "float"):
+    """NumPy array ``a`` as an array of ``model``'s namespace and device.
+
+    ``kind`` is ``"float"`` (float32) or ``"bool"``.
+
+    The bundled priors are torch networks (:class:`invdiff_models.adapter.TorchScoreModel`);
+    their arrays are torch tensors on ``model.device``. A model without ``device`` (e.g. an
+    analytic prior) keeps NumPy.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from invdiff._io import as_model_array
+    >>> as_model_array(np.zeros(2, dtype=np.uint8), object()).dtype
+    dtype('float32')
+    """
+    if kind not in ("float", "bool"):
+        raise ValueError(f"kind must be 'float' or 'bool'; received {kind!r}")
+    device = getattr(model, "device", None)
+    if device is None:
+        return np.asarray(a, dtype=np.float32 if kind == "float" else bool)
+    import torch
+
+    t = torch.from_numpy(np.ascontiguousarray(a))
+    return t.to(device=device, dtype=torch.float32 if kind == "float" else torch.bool)
+
+
+def to_numpy(x) -> np.ndarray:
+    """Any array (torch on any device, NumPy, ...) as a float64 NumPy array on the host.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from invdiff._io import to_numpy
+    >>> to_numpy(np.ones(2, dtype=np.float32)).dtype
+    dtype('float64')
+    """
+    if hasattr(x, "detach"):  # torch
+        x = x.detach().to("cpu")
+    import array_api_compat
+
+    if not isinstance(x, np.ndarray) and array_api_compat.is_cupy_array(x):  # pragma: no cover
+        x = x.get()
+    return np.asarray(x, dtype=np.float64)
+
+
+def write_npz(path, arrays: dict) -> None:
+    """Save arrays (any backend) as float32 in a compressed ``.npz`` at exactly ``path``.
+
+    Examples
+    --------
+    >>> import numpy as np, os, tempfile
+    >>> from invdiff._io import write_npz
+    >>> path = os.path.join(tempfile.mkdtemp(), "a.part")
+    >>> write_npz(path, {"x": np.ones(2)})
+    >>> np.load(path)["x"].dtype
+    dtype('float32')
+    """
+    host = {k: to_numpy(v).astype(np.float32) for k, v in arrays.items()}
+    with open(path, "wb") as f:  # a file object: numpy would append .npz to a path
+        np.savez_compressed(f, **host)
+
+
+def check_device(device: str) -> None:
+    """Refuse a device torch cannot use here, with a clear message.
+
+    Examples
+    --------
+    >>> from invdiff._io import check_device
+    >>> check_device("cpu")
+    """
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError) as e:
+        raise CLIError(f"--device: {device!r} is not a device name (cpu, cuda, cuda:N): {e}") \
+            from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise CLIError(f"--device {device}: CUDA is not available in this torch build/machine")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise CLIError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s)")
+
+
+def set_threads(n: int) -> None:
+    """Number of torch CPU threads (intra-op).
+
+    Examples
+    --------
+    >>> from invdiff._io import set_threads
+    >>> set_threads(1)
+    """
+    import torch
+
+    if int(n) < 1:
+        raise CLIError(f"--threads must be >= 1; received {n}")
+    torch.set_num_threads(int(n))
+
+
+def runtime_info() -> dict:
+    """Versions and threads recorded with the demo's metrics.
+
+    Examples
+    --------
+    >>> from invdiff._io import runtime_info
+    >>> sorted(runtime_info())
+    ['cpu_count', 'python', 'torch', 'torch_threads']
+    """
+    import platform
+
+    import torch
+
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cpus = os.cpu_count()
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(), "cpu_count": cpus}

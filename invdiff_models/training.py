@@ -528,7 +528,7 @@ def _loop(name, recipe, net, ema, opt, sample, gen, state, out_dir, deadline, st
 # ----------------------------------------------------------------------------- CLI
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="invdiff train",
+        prog="invdiff",
         description="Train (or export) a bundled diffusion prior with its fixed recipe.",
     )
     sub = p.add_subparsers(dest="cmd", required=True)

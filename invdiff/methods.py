@@ -269,6 +269,18 @@ def pigdm(model, op, y, sigma_y, *, rng=None, x_init=None, n=None, steps: int = 
 
 
 # -- flow family -----------------------------------------------------------------------
+def _flow_method(name, model, likelihood, op, y, rng, x_init, n, steps, t_start, scale,
+                 progress, return_info, record_guidance, settings):
+    """Shared body of DMPS-flow and DPS-flow: Euler on the flow ODE from t0 = 1 - 1/K."""
+    rng = _as_rng(rng)
+    model = _under(model, Flow, Flow.rectified)
+    t0 = 1.0 - 1.0 / steps if t_start is None else t_start
+    return _run(_samplers.ode, model, _x_init(x_init, y, op, rng, n=n), likelihood(model),
+                scale=scale, steps=steps, method="euler", t_start=t0, rng=rng,
+                progress=progress, return_info=return_info, record_guidance=record_guidance,
+                settings={"method": name, "steps": steps, "t_start": t0, **settings})
+
+
 def dmps_flow(model, op, y, sigma_y, *, rng=None, x_init=None, n=None, steps: int = 50,
               lam: float = 2.0, t_start=None, progress=False, return_info=False,
               record_guidance=False):
@@ -288,14 +300,9 @@ def dmps_flow(model, op, y, sigma_y, *, rng=None, x_init=None, n=None, steps: in
     >>> ivd.methods.dmps_flow(prior, op, np.array([0.5, -0.5]), 0.1, rng=0, n=4).shape
     (4, 4)
     """
-    rng = _as_rng(rng)
-    model = _under(model, Flow, Flow.rectified)
-    t0 = 1.0 - 1.0 / steps if t_start is None else t_start
-    guidance = _lik.DMPS(op, y, sigma_y, model.process)
-    return _run(_samplers.ode, model, _x_init(x_init, y, op, rng, n=n), guidance,
-                scale=lam, steps=steps, method="euler", t_start=t0, rng=rng,
-                progress=progress, return_info=return_info, record_guidance=record_guidance,
-                settings={"method": "dmps_flow", "lam": lam, "steps": steps, "t_start": t0})
+    return _flow_method("dmps_flow", model, lambda m: _lik.DMPS(op, y, sigma_y, m.process),
+                        op, y, rng, x_init, n, steps, t_start, lam, progress, return_info,
+                        record_guidance, {"lam": lam})
 
 
 def dps_flow(model, op, y, *, rng=None, x_init=None, n=None, steps: int = 50,
@@ -314,14 +321,9 @@ def dps_flow(model, op, y, *, rng=None, x_init=None, n=None, steps: int = 50,
     >>> ivd.methods.dps_flow(prior, op, np.array([0.5, -0.5]), rng=0, n=4).shape
     (4, 4)
     """
-    rng = _as_rng(rng)
-    model = _under(model, Flow, Flow.rectified)
-    t0 = 1.0 - 1.0 / steps if t_start is None else t_start
-    guidance = _lik.DPS(op, y, model, zeta=zeta)
-    return _run(_samplers.ode, model, _x_init(x_init, y, op, rng, n=n), guidance,
-                scale=1.0, steps=steps, method="euler", t_start=t0, rng=rng,
-                progress=progress, return_info=return_info, record_guidance=record_guidance,
-                settings={"method": "dps_flow", "zeta": zeta, "steps": steps, "t_start": t0})
+    return _flow_method("dps_flow", model, lambda m: _lik.DPS(op, y, m, zeta=zeta), op, y,
+                        rng, x_init, n, steps, t_start, 1.0, progress, return_info,
+                        record_guidance, {"zeta": zeta})
 
 
 def ot_ode(model, op, y, sigma_y, *, rng=None, x_init=None, n=None, steps: int = 50,

@@ -245,10 +245,13 @@ def pigdm(model, op, y, sigma_y, *, rng=None, x_init=None, n=None, steps: int = 
           record_guidance=False):
     r"""ΠGDM: pseudoinverse-guided diffusion (Song, Vahdat, Mardani, Kautz, ICLR 2023).
 
-    DDIM (``eta = 1``, 100 steps as in the paper's experiments) whose score gains
-    :math:`(\partial\hat x_0/\partial x_t)^\top A^\top (r_t^2 AA^\top + \sigma_y^2 I)^{-1}
+    DDIM (``eta = 1``, 100 steps as in the paper's experiments) in which Tweedie's estimate
+    moves by :math:`r_t^2 g` (``ddim(weighting="pigdm")``: the paper's Algorithm 1), with
+    :math:`g = (\partial\hat x_0/\partial x_t)^\top A^\top (r_t^2 AA^\top + \sigma_y^2 I)^{-1}
     (y - A\hat x_0)`, :math:`r_t^2 = b_t^2/(a_t^2+b_t^2)`, solved through the SVD
-    (:class:`invdiff.likelihoods.PiGDM`).
+    (:class:`invdiff.likelihoods.PiGDM`). Entering :math:`g` as a plain likelihood score
+    instead (``weighting="score"``) is :math:`1/a_t` times stronger and diverges on trained
+    networks, whose Jacobian is large at early times.
 
     Examples
     --------
@@ -263,7 +266,8 @@ def pigdm(model, op, y, sigma_y, *, rng=None, x_init=None, n=None, steps: int = 
     model = _under(model, VP, VP.linear)
     guidance = _lik.PiGDM(op, y, sigma_y, model)
     return _run(_samplers.ddim, model, _x_init(x_init, y, op, rng, n=n), guidance,
-                scale=1.0, steps=steps, eta=eta, rng=rng, progress=progress, clip_x0=clip_x0,
+                scale=1.0, weighting="pigdm", steps=steps, eta=eta, rng=rng,
+                progress=progress, clip_x0=clip_x0,
                 return_info=return_info, record_guidance=record_guidance,
                 settings={"method": "pigdm", "eta": eta, "steps": steps})
 

@@ -121,3 +121,19 @@ def test_bad_rng_is_refused():
     with pytest.raises(TypeError, match="rng"):
         ivd.methods.dmps(_prior(ivd.processes.VP.linear()), ivd.operators.DenseMatrix(A), Y,
                          SIGMA_Y, rng="seed")
+
+
+def test_ddim_pigdm_weighting_is_a_t_times_the_score_weighting():
+    """ΠGDM moves x0_hat by r_t^2 g, the score rule by (b_t^2 / a_t) g: a factor a_t apart."""
+
+    class Constant:
+        def score(self, x_t, t):
+            return np.ones_like(x_t)
+
+    prior = _prior(ivd.processes.VP.linear())
+    x_T = ivd.random.Generator(3).normal((2, D), like=Y)
+    a_t = prior.process.a(float(prior.process.T))  # one step: from t = T to 0
+    run = {w: ivd.samplers.ddim(prior, x_T, guidance=Constant(), steps=1, weighting=w)
+           for w in ("score", "pigdm")}
+    free = ivd.samplers.ddim(prior, x_T, steps=1)
+    np.testing.assert_allclose(run["pigdm"] - free, a_t * (run["score"] - free), rtol=1e-10)

@@ -6,6 +6,7 @@ import math
 
 from ..processes import VP
 from ._common import (
+    check_choice,
     check_process_kind,
     check_real,
     evaluate,
@@ -22,7 +23,7 @@ __all__ = ["ddim"]
 
 def ddim(model, x_init, *, guidance=None, scale: float = 1.0, steps: int = 100, rng=None,
          progress: bool = False, callback=None, eta: float = 0.0,
-         clip_x0: tuple[float, float] | None = None):
+         clip_x0: tuple[float, float] | None = None, weighting: str = "score"):
     r"""DDIM sampler with optional guidance.
 
     Parameters
@@ -47,6 +48,8 @@ def ddim(model, x_init, *, guidance=None, scale: float = 1.0, steps: int = 100, 
     clip_x0 : (float, float), optional
         Clip :math:`\hat x_0`; :math:`\hat\varepsilon` is then recomputed from the clipped
         value so that the step stays consistent.
+    weighting : {"score", "pigdm"}, default "score"
+        How the guidance enters (see Notes).
 
     Returns
     -------
@@ -55,10 +58,16 @@ def ddim(model, x_init, *, guidance=None, scale: float = 1.0, steps: int = 100, 
 
     Notes
     -----
-    **Weighting rule**: guidance enters through the score,
+    **Weighting rule**: with ``weighting="score"`` guidance enters through the score,
     :math:`\hat\varepsilon \leftarrow \hat\varepsilon - \lambda\, b_t\, g` with
-    :math:`b_t = \sqrt{1-\bar\alpha_t}` (since :math:`s = -\hat\varepsilon/b_t`). Then for
-    :math:`t > s`:
+    :math:`b_t = \sqrt{1-\bar\alpha_t}` (since :math:`s = -\hat\varepsilon/b_t`), which moves
+    Tweedie's estimate by :math:`\lambda (b_t^2/a_t)\, g`. With ``weighting="pigdm"``,
+    :math:`\hat\varepsilon \leftarrow \hat\varepsilon - \lambda\, a_t b_t\, g`, i.e.
+    :math:`\hat x_0 \leftarrow \hat x_0 + \lambda\, r_t^2 g` with :math:`r_t^2 = b_t^2`: the
+    Gaussian update of :math:`\hat x_0` under ΠGDM's :math:`\mathcal N(\hat x_0, r_t^2 I)`
+    (Song et al. 2023, Algorithm 1, whose DDIM step adds :math:`\sqrt{\bar\alpha_t}\, r_t^2 g`).
+    It is :math:`a_t` times the score rule, which tames the network's large Jacobian
+    :math:`\partial\hat x_0/\partial x_t \sim 1/a_t` at early times. Then for :math:`t > s`:
 
     .. math::
 
@@ -86,6 +95,7 @@ def ddim(model, x_init, *, guidance=None, scale: float = 1.0, steps: int = 100, 
     if eta < 0:
         raise ValueError(f"eta must be >= 0; received {eta!r}")
     lo, hi = _check_clip(clip_x0)
+    check_choice("weighting", weighting, ("score", "pigdm"))
     pairs = vp_times(proc, steps)
 
     x = x_init
@@ -95,7 +105,7 @@ def ddim(model, x_init, *, guidance=None, scale: float = 1.0, steps: int = 100, 
         a_t, b_t = math.sqrt(ab_t), math.sqrt(1.0 - ab_t)
         eps, g = evaluate(model, guidance, x, t, "eps")
         if g is not None:
-            eps = eps - (scale * b_t) * g
+            eps = eps - (scale * b_t * (a_t if weighting == "pigdm" else 1.0)) * g
         x0 = (x - b_t * eps) / a_t
         if clip_x0 is not None:
             x0 = xp.clip(x0, lo, hi)

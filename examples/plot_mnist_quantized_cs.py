@@ -48,12 +48,13 @@ print("ready" if ready else "skipped, missing: " + "; ".join(missing))
 # Images are scaled to [-1, 1], the range the bundled prior was trained on. Everything is a
 # torch tensor (the prior is a torch network); the invdiff calls are the same with NumPy.
 M, sigma = 200, 0.05
+n_images = 2  # two held-out digits keep the example under a minute on 2 CPU cores
 rng = ivd.random.Generator(0)
 if ready:
     model = ivm.load("mnist")
-    x_true = torch.from_numpy(load_mnist(data_dir, range(9000, 9004))).float()[:, None]
-    x_true = x_true / 127.5 - 1.0  # (4, 1, 28, 28)
-    flat = x_true.reshape(4, -1)
+    x_true = torch.from_numpy(load_mnist(data_dir, range(9000, 9000 + n_images))).float()[:, None]
+    x_true = x_true / 127.5 - 1.0  # (n_images, 1, 28, 28)
+    flat = x_true.reshape(n_images, -1)
     A = ivd.operators.gaussian_matrix(M, 784, rng=rng, like=flat)
     y, (lower, upper) = ivd.measurements.measure(
         A, flat, noise=sigma, quantizer=ivd.measurements.Quantizer.sign(), rng=rng)
@@ -78,7 +79,7 @@ if ready:
     }
     for name, run in runs.items():
         start = time.perf_counter()
-        results[name] = torch.as_tensor(run()).reshape(4, 1, 28, 28).clamp(-1, 1)
+        results[name] = torch.as_tensor(run()).reshape(n_images, 1, 28, 28).clamp(-1, 1)
         seconds[name] = time.perf_counter() - start
         psnr = ivd.metrics.psnr(results[name], x_true, data_range=2.0)
         print(f"{name:24s} PSNR {float(psnr.mean()):5.2f} dB   ({seconds[name]:.1f} s)")
@@ -88,10 +89,11 @@ if ready:
 # -----------
 if ready:
     rows = [("ground truth", x_true)] + list(results.items())
-    fig, axes = plt.subplots(len(rows), 4, figsize=(7, 1.9 * len(rows)))
+    fig, axes = plt.subplots(len(rows), n_images, figsize=(3.6, 1.9 * len(rows)),
+                             squeeze=False)
     for r, (name, images) in enumerate(rows):
         scores = None if r == 0 else ivd.metrics.psnr(images, x_true, data_range=2.0)
-        for c in range(4):
+        for c in range(n_images):
             ax = axes[r, c]
             ax.imshow(images[c, 0].numpy(), cmap="gray", vmin=-1, vmax=1)
             ax.set_xticks([])

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from . import baselines, measurements, metrics, operators
 from ._array_api import device_of, namespace
-from ._io import CLIError, as_model_array, encode_image, runtime_info, to_numpy
+from ._io import CLIError, as_model_array, demo_images, encode_image, runtime_info, to_numpy
 from ._posterior import summarize
 from ._restore import Progress, load_model, sample
 from ._tasks import TASKS, build_operator, to_intensities
@@ -82,17 +82,6 @@ CS_RATIO = 0.5  # 1-bit CS: M / N
 #: BIHT keeps N / 64 DCT coefficients: the best of N/8 ... N/128 on 32x32 crops of training
 #: photographs (17.6 dB) and on training digits 0-15 (within 0.1 dB of the best).
 BIHT_KEEP = 64
-
-
-def _demo_images() -> dict:
-    """The shipped crops, uint8 ``(3, H, W)`` NumPy arrays (file I/O)."""
-    import importlib.resources
-
-    import numpy as np
-
-    path = importlib.resources.files("invdiff") / "data" / "demo_images.npz"
-    with importlib.resources.as_file(path) as p, np.load(p, allow_pickle=False) as f:
-        return {k: f[k] for k in f.files if k != "provenance"}
 
 
 def _model_image(u8, model):
@@ -168,7 +157,7 @@ def _cs1bit(model, x, sigma01, rng, st: Settings, bar):
 # ---------------------------------------------------------------------------- the run
 def _cases(args, st: Settings):
     """(prior name, case, image label, uint8 image, sigma01) for this run."""
-    images = _demo_images()
+    images = demo_images()
     out = []
     for case, key, sigma01 in NATURAL_CASES:
         if st.size == 32 and not key.endswith("_32"):

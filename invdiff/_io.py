@@ -38,6 +38,15 @@ class CLIError(Exception):
     """
 
 
+def demo_images() -> dict:
+    """The shipped demo crops (``invdiff/data/demo_images.npz``), uint8 ``(3, H, W)``."""
+    import importlib.resources
+
+    path = importlib.resources.files("invdiff") / "data" / "demo_images.npz"
+    with importlib.resources.as_file(path) as p, np.load(p, allow_pickle=False) as f:
+        return {k: f[k] for k in f.files if k != "provenance"}
+
+
 def read_image(path, *, name: str = "--input") -> np.ndarray:
     """Decode an image file into a ``(C, H, W)`` float32 array in ``[0, 1]``.
 

@@ -39,6 +39,7 @@ __all__ = [
     "to_velocity",
     "predict",
     "reexpress",
+    "pullback",
 ]
 
 PREDICTIONS = ("eps", "x0", "score", "velocity")
@@ -483,6 +484,25 @@ def predict(model, x_t, t, kind: str):
     return convert(model(x_t, t), model.prediction, kind, x_t, t, model.process)
 
 
+def pullback(model, x_t, t, cotangent_of_prediction):
+    """``(prediction, J^T v, v)`` with ``v = cotangent_of_prediction(prediction)``.
+
+    One network pass when ``model.vjp`` accepts a callable cotangent
+    (``vjp_accepts_callable``); otherwise a forward call, then ``vjp``.
+    """
+    seen = {}
+
+    def cotangent(pred):
+        seen["v"] = cotangent_of_prediction(pred)
+        return seen["v"]
+
+    if getattr(model, "vjp_accepts_callable", False):
+        pred, pulled = model.vjp(x_t, t, cotangent)
+    else:
+        pred, pulled = model.vjp(x_t, t, cotangent(model(x_t, t)))
+    return pred, pulled, seen["v"]
+
+
 class reexpress:
     r"""A ScoreModel trained under one process, re-expressed under another.
 
@@ -536,24 +556,16 @@ class reexpress:
     def vjp(self, x_t, t, cotangent):
         """``(eps, J_eps^T cotangent)`` through the wrapped model's ``vjp``.
 
-        ``cotangent`` may be a callable of the eps prediction when the wrapped model's
-        ``vjp`` accepts callables (one forward pass).
+        ``cotangent`` may be a callable of the eps prediction (one forward pass when the
+        wrapped model's ``vjp`` accepts callables).
         """
         s, c = self._source_time(t)
         x_s = c * x_t
         c_pred, c_x = _eps_coefficients(self.model.prediction, s, self.model.process)
-        seen = {}
-
-        def eps_cotangent(pred):
-            seen["v"] = cotangent(_affine(c_pred, pred, c_x, x_s))
-            return seen["v"]
-
         if callable(cotangent):
-            if self.vjp_accepts_callable:
-                pred, pulled = self.model.vjp(x_s, s, eps_cotangent)
-            else:
-                pred, pulled = self.model.vjp(x_s, s, eps_cotangent(self.model(x_s, s)))
-            cotangent = seen["v"]
+            eps_cotangent = cotangent
+            pred, pulled, cotangent = pullback(
+                self.model, x_s, s, lambda pred: eps_cotangent(_affine(c_pred, pred, c_x, x_s)))
         else:
             pred, pulled = self.model.vjp(x_s, s, cotangent)
         eps = _affine(c_pred, pred, c_x, x_s)

@@ -13,7 +13,7 @@ per step. Other models get a forward call followed by ``vjp`` (two forward passe
 from __future__ import annotations
 
 from .._array_api import as_python_float, check_floating, check_positive, is_array, namespace
-from ..processes import convert
+from ..processes import convert, pullback
 from ._common import Cached, check_measurement, sigma_value, time_coefficients
 
 __all__ = ["DPS", "PiGDM"]
@@ -61,18 +61,11 @@ class _Tweedie:
 
     def _pullback(self, x_t, t, cotangent_of_x0):
         r"""``(J_x0^T c, eps_hat)`` where ``c = cotangent_of_x0(x0_hat)``."""
-        model, proc, kind = self.model, self.process, self.model.prediction
-        seen = {}
-
+        proc, kind = self.process, self.model.prediction
         def cotangent(pred):
-            seen["c"] = cotangent_of_x0(convert(pred, kind, "x0", x_t, t, proc))
-            return seen["c"]
+            return cotangent_of_x0(convert(pred, kind, "x0", x_t, t, proc))
 
-        if self.single_pass:
-            pred, pulled = model.vjp(x_t, t, cotangent)
-        else:
-            pred, pulled = model.vjp(x_t, t, cotangent(model(x_t, t)))
-        c = seen["c"]
+        pred, pulled, c = pullback(self.model, x_t, t, cotangent)
         # x0 = c_p pred + c_x x_t is affine, and so is its transpose Jacobian in (pulled, c)
         return convert(pulled, kind, "x0", c, t, proc), convert(pred, kind, "eps", x_t, t, proc)
 

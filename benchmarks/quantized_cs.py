@@ -187,10 +187,15 @@ def problems(args, like):
     return out
 
 
-def methods_of(prob):
-    """``(label, kind, eps_ref, ep_iters)`` for every row of ``prob``."""
+def methods_of(prob, stable_parts="1,2"):
+    """``(label, kind, eps_ref, ep_iters)`` for every row of ``prob``.
+
+    The stable ε rows are run only for the parts listed in ``stable_parts``.
+    """
     rows = []
-    for eps, tag in ((EPS_PAPER, "paper"), (EPS_STABLE, "stable")):
+    steps = [(EPS_PAPER, "paper")] + ([(EPS_STABLE, "stable")] if prob.part in stable_parts
+                                      else [])
+    for eps, tag in steps:
         rows.append((f"QCS-SGM, eps={eps:g} ({tag})", "QCS-SGM", eps, None))
         if prob.part == "2":
             for it in EP_ITERS:
@@ -211,7 +216,7 @@ def run(args, model, u_val, u_test):
         prob.test = measure(prob.A, u_test, prob.sigma, prob.bits, noise)
         prob.val = measure(prob.A, u_val, prob.sigma, prob.bits, noise)
         examples[prob.name] = {"truth": u_test[0]}
-        for label, kind, eps, iters in methods_of(prob):
+        for label, kind, eps, iters in methods_of(prob, args.stable_parts):
             setting = None
             if kind in ("QCS-SGM", "QCS-SGM+"):
                 x, nfe, seconds = run_langevin(kind, model, prob, x_start, eps, iters, args)
@@ -281,6 +286,8 @@ def plot(rows, examples, stem, directory):
                         and r["eps_reference_units"] == eps]
                 base = [r for r in p2 if r["problem"] == prob and r["kind"] == "QCS-SGM"
                         and r["eps_reference_units"] == eps]
+                if not plus:
+                    continue
                 short = prob.split(",")[0] + f", eps={eps:g}"
                 line = ax.errorbar([r["ep_iters"] for r in plus], [r["psnr_mean"] for r in plus],
                                    [r["psnr_std"] for r in plus], marker="o", capsize=3,
@@ -334,6 +341,8 @@ def parse(argv=None):
     p.add_argument("--data-dir", default=None, help="MNIST folder (default $INVDIFF_MNIST_DIR "
                    "or ../shared/data/mnist)")
     p.add_argument("--parts", default="1,2", help="which parts to run: 1, 2 or 1,2")
+    p.add_argument("--stable-parts", default="1,2",
+                   help="parts that also run the stable ε = 2e-5 rows (default 1,2)")
     p.add_argument("--n-test", type=int, default=None, help="test images (full: 100)")
     p.add_argument("--n-val", type=int, default=None, help="validation images (full: 100)")
     p.add_argument("--levels", type=int, default=None,
@@ -388,7 +397,8 @@ def main(argv=None):
                 "ve_levels_reference_units": f"{SIGMA_MAX} -> {SIGMA_MIN}, L={args.levels}",
                 "ve_levels_used": f"{2 * SIGMA_MAX} -> {2 * SIGMA_MIN}, L={args.levels}",
                 "steps_each": args.steps_each, "eps_reference_units": [EPS_PAPER, EPS_STABLE],
-                "eps_used": [4 * EPS_PAPER, 4 * EPS_STABLE], "batch": args.batch,
+                "eps_used": [4 * EPS_PAPER, 4 * EPS_STABLE],
+                "stable_eps_parts": args.stable_parts, "batch": args.batch,
                 "kappa": args.kappa, "kappa_as_cond": args.kappa_as_cond,
                 "lambda_grid": args.lambdas, "biht_sparsities": args.sparsities,
                 "lasso_iters": args.lasso_iters, "biht_iters": args.biht_iters,

@@ -436,8 +436,8 @@ def _notes(args, source, partial):
             f"{args.levels} noise levels × K = {args.steps_each}; batch {args.batch}, "
             f"{args.threads} torch thread(s). Prior: {source}.")
     if partial:
-        text += (" PARTIAL PRIOR: an export from an unfinished training run, not the "
-                 "bundled weights.")
+        text += (" The prior stopped short of its planned training steps (counts above): "
+                 "the numbers are for these weights, not a fully trained prior.")
     if args.quick:
         text += (" QUICK MODE: 20 levels × 2 steps instead of 232 × 5 and 8 images, a smoke "
                  "test that the outputs are well formed; the numbers say nothing about which "

@@ -398,8 +398,9 @@ def _notes(args, sources, skipped, lpips_note, partial, rows):
                  "a per-step size meant for 1000 steps: with 20 its guidance is ~50x weaker "
                  "in total).")
     if partial:
-        text += (f" PARTIAL PRIORS ({', '.join(partial)}): exports from an unfinished "
-                 "training run (step counts above), not the bundled weights.")
+        text += (f" Priors stopped short of their planned training steps ({', '.join(partial)}; "
+                 "counts above): the numbers are for these weights, not a fully trained "
+                 "prior.")
     return text
 
 

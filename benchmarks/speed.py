@@ -1,5 +1,9 @@
-"""Cost per step of each guidance, on one network, measured as ratios in one run.
+"""Cost of each method and of each guidance step, on one network, as ratios in one run.
 
+* Every method end to end at its paper's default schedule (DMPS and DPS 1000 DDPM steps,
+  ΠGDM 100 DDIM steps, the flows 50 Euler steps, QCS-SGM and QCS-SGM+ 232 × 5 Langevin
+  steps): NFE, wall seconds per image, and time relative to DMPS (same network, same batch,
+  same measurements; SR×4 for the linear methods, 1-bit CS with M = 200 for the quantized).
 * DMPS-step / unguided-step: the DMPS pseudo-likelihood adds only SVD applications and
   elementwise work to an ancestral step (goal: overhead <= 3 % on a real network).
 * DPS-step / DMPS-step and PiGDM-step / DMPS-step at equal NFE: the Tweedie methods
@@ -7,7 +11,7 @@
 * QCS-SGM+ (EP) vs QCS-SGM per likelihood call at M = 400, 2000, 4000 (N = 784): EP is
   O(M^2) per iteration once A A^T is diagonalised (the fitted exponent is printed).
 
-Run ``python -m benchmarks.speed [--quick]``; writes ``benchmarks/results/speed.md`` and
+Run ``python -m benchmarks.speed [--quick] [--results-dir DIR]``; writes ``benchmarks/results/speed.md`` and
 ``.json``. The network is the bundled MNIST prior (28x28, batch 8); absolute times on this
 shared CPU machine are noisy, the ratios within one run are what to read.
 """
@@ -22,6 +26,7 @@ import numpy as np
 
 import invdiff as ivd
 
+from . import _images
 from ._common import write_results
 
 
@@ -70,6 +75,49 @@ def guidance_costs(steps: int, repeats: int, batch: int = 8, weights_dir=None):
     return out
 
 
+def method_costs(batch: int = 8, weights_dir=None, quick: bool = False):
+    """End-to-end wall time of every method at its default schedule: a list of rows."""
+    import torch
+
+    model, _ = _network(batch, weights_dir)
+    rng = ivd.random.Generator(2)
+    x_true = rng.uniform((batch, 1, 28, 28), like=torch.zeros(1), low=-1.0, high=1.0)
+    op = ivd.operators.SuperResolution(4, in_shape=(1, 28, 28), kind="block")
+    y = op.apply(x_true) + 0.05 * rng.normal(tuple(op.apply(x_true).shape), like=x_true)
+    A = ivd.operators.gaussian_matrix(200, 784, rng, like=x_true)
+    z = x_true.reshape(batch, -1) @ A.T
+    lower = torch.where(z >= 0, 0.0, -math.inf)
+    upper = torch.where(z >= 0, math.inf, 0.0)
+    ddpm, ddim, flow, levels = (10, 5, 5, 10) if quick else (1000, 100, 50, 232)
+    ve = ivd.processes.VE.geometric(100.0, 0.02, levels)  # the reference's, in [-1, 1] units
+    m = ivd.methods
+    linear = {
+        "DMPS": lambda r: m.dmps(model, op, y, 0.05, rng=r, steps=ddpm, return_info=True),
+        "DPS": lambda r: m.dps(model, op, y, rng=r, steps=ddpm, return_info=True),
+        "PiGDM": lambda r: m.pigdm(model, op, y, 0.05, rng=r, steps=ddim, return_info=True),
+        "DMPS-flow": lambda r: m.dmps_flow(model, op, y, 0.05, rng=r, steps=flow,
+                                           return_info=True),
+        "DPS-flow": lambda r: m.dps_flow(model, op, y, rng=r, steps=flow, return_info=True),
+        "OT-ODE": lambda r: m.ot_ode(model, op, y, 0.05, rng=r, steps=flow, return_info=True),
+        "QCS-SGM": lambda r: m.qcs_sgm(model, A, lower, upper, 0.05, rng=r, process=ve,
+                                       in_shape=(1, 28, 28), return_info=True),
+        "QCS-SGM+ (EP 5)": lambda r: m.qcs_sgm_plus(model, A, lower, upper, 0.05, rng=r,
+                                                    process=ve, in_shape=(1, 28, 28),
+                                                    return_info=True),
+    }
+    rows = []
+    for name, run in linear.items():
+        start = time.perf_counter()
+        _, info = run(ivd.random.Generator(3))
+        seconds = time.perf_counter() - start
+        rows.append({"method": name, "nfe": info["nfe"], "seconds_per_image": seconds / batch})
+    base = rows[0]
+    for r in rows:
+        r["time_vs_dmps"] = r["seconds_per_image"] / base["seconds_per_image"]
+        r["per_nfe_vs_dmps"] = r["time_vs_dmps"] * base["nfe"] / r["nfe"]
+    return rows
+
+
 def ep_costs(Ms, repeats: int, N: int = 784, batch: int = 1):
     """Seconds per likelihood call of QCS-SGM and QCS-SGM+ (EP, 5 iterations) at each M."""
     rng = ivd.random.Generator(1)
@@ -101,15 +149,23 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="small sizes (CI)")
     parser.add_argument("--weights-dir", default=None,
                         help="folder with mnist.safetensors + mnist.json (default: bundled)")
+    parser.add_argument("--results-dir", default=None,
+                        help="where to write the results (default benchmarks/results)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     args = parser.parse_args(argv)
+    _images.setup_torch(args.threads)
     start = time.perf_counter()
     steps, repeats = (3, 2) if args.quick else (20, 5)
     Ms = (100, 200, 400) if args.quick else (400, 2000, 4000)
+    methods = method_costs(weights_dir=args.weights_dir, quick=args.quick)
     step = guidance_costs(steps, repeats, weights_dir=args.weights_dir)
     ep_rows, slope = ep_costs(Ms, repeats)
 
     header = ["measure", "value"]
-    table = [
+    table = [[f"{r['method']}: NFE, s / image, time / DMPS (per NFE / DMPS)",
+              f"{r['nfe']}, {r['seconds_per_image']:.2f} s, {r['time_vs_dmps']:.2f}x "
+              f"({r['per_nfe_vs_dmps']:.2f}x)"] for r in methods]
+    table += [
         ["unguided step (ms)", f"{1e3 * step['unguided']:.1f}"],
         ["DMPS step (ms)", f"{1e3 * step['dmps']:.1f}"],
         ["DMPS overhead (DMPS / unguided - 1)",
@@ -122,18 +178,23 @@ def main(argv=None):
                       f"{1e3 * r['qcs']:.2f} / {1e3 * r['ep']:.2f} "
                       f"(EP setup {r['ep_setup']:.2f} s)"])
     table.append(["EP cost exponent in M (fit)", f"{slope:.2f}"])
-    notes = ("Ancestral steps on the bundled MNIST prior, batch 8, SR x4 (block) with sigma_y = "
+    notes = ("End to end: each method once at its default schedule on the same 8 images "
+             "(SR x4 block, sigma_y = 0.05; 1-bit CS, M = 200, sigma = 0.05 for QCS-SGM(+)); "
+             "'per NFE' divides out the schedule length. Per step: ancestral steps on the "
+             "bundled MNIST prior, batch 8, SR x4 (block) with sigma_y = "
              "0.05; medians over repeats. EP: 1-bit, N = 784, 5 iterations (tol = 1e-300: no "
              "early stop), one "
              "sample; the one-time eigendecomposition is listed separately. The EP exponent is "
              "the slope of log(time) against log(M); O(M^2) work shows as 2 once the "
              "matrix-vector products dominate the fixed per-call overhead.")
-    settings = {"steps": steps, "repeats": repeats, "Ms": list(Ms), "batch": 8,
+    settings = {"seed": 0, "steps": steps, "repeats": repeats, "Ms": list(Ms), "batch": 8,
                 "torch_threads": _threads()}
-    rows = {"step_seconds": step, "ep": ep_rows, "ep_exponent": slope}
+    rows = {"methods": methods, "step_seconds": step, "ep": ep_rows, "ep_exponent": slope}
     write_results("speed" + ("-quick" if args.quick else ""), header, table, settings=settings,
-                  rows=rows, notes=notes, wall_seconds=time.perf_counter() - start)
+                  rows=rows, notes=notes, wall_seconds=time.perf_counter() - start,
+                  directory=args.results_dir)
     assert all(math.isfinite(v) for v in step.values())
+    assert all(math.isfinite(r["seconds_per_image"]) for r in methods)
     return rows
 
 

@@ -11,9 +11,10 @@
 * QCS-SGM+ (EP) vs QCS-SGM per likelihood call at M = 400, 2000, 4000 (N = 784): EP is
   O(M^2) per iteration once A A^T is diagonalised (the fitted exponent is printed).
 
-Run ``python -m benchmarks.speed [--quick] [--results-dir DIR]``; writes ``benchmarks/results/speed.md`` and
-``.json``. The network is the bundled MNIST prior (28x28, batch 8); absolute times on this
-shared CPU machine are noisy, the ratios within one run are what to read.
+Run ``python -m benchmarks.speed [--quick] [--results-dir DIR]``; writes
+``benchmarks/results/speed.md`` and ``.json``. The network is the bundled MNIST prior
+(28x28, batch 8); absolute times on this shared CPU machine are noisy, the ratios within one
+run are what to read.
 """
 
 from __future__ import annotations

@@ -207,11 +207,14 @@ def methods_of(prob, stable_parts="1,2"):
     return rows
 
 
-def run(args, model, u_val, u_test):
+def run(args, model, u_val, u_all):
     rows, examples = [], {}
-    x_start = ivd.random.Generator(args.seed + 3).uniform(tuple(u_test.shape), like=u_test,
-                                                          low=-1.0, high=1.0)
-    for pi, prob in enumerate(problems(args, u_test)):
+    x_all = ivd.random.Generator(args.seed + 3).uniform(tuple(u_all.shape), like=u_all,
+                                                        low=-1.0, high=1.0)
+    for pi, prob in enumerate(problems(args, u_all)):
+        # part 2 may use the first --n-test-part2 test images only (5x the Langevin runs)
+        n = args.n_test_part2 if prob.part == "2" and args.n_test_part2 else len(u_all)
+        u_test, x_start = u_all[:n], x_all[:n]
         noise = ivd.random.Generator(args.seed + 101 * (pi + 1))
         prob.test = measure(prob.A, u_test, prob.sigma, prob.bits, noise)
         prob.val = measure(prob.A, u_val, prob.sigma, prob.bits, noise)
@@ -344,6 +347,9 @@ def parse(argv=None):
     p.add_argument("--stable-parts", default="1,2",
                    help="parts that also run the stable ε = 2e-5 rows (default 1,2)")
     p.add_argument("--n-test", type=int, default=None, help="test images (full: 100)")
+    p.add_argument("--n-test-part2", type=int, default=None,
+                   help="test images of part 2 (default: --n-test); its 10-20 Langevin runs "
+                        "per image cost 2-3x part 1")
     p.add_argument("--n-val", type=int, default=None, help="validation images (full: 100)")
     p.add_argument("--levels", type=int, default=None,
                    help="VE noise levels (full: 232, the reference's)")
@@ -394,6 +400,7 @@ def main(argv=None):
     header, tab = table(rows)
     settings = {"seed": args.seed, "mnist_val": f"9000-{9000 + args.n_val - 1}",
                 "mnist_test": f"9100-{9100 + args.n_test - 1}",
+                "n_test_part2": args.n_test_part2 or args.n_test,
                 "ve_levels_reference_units": f"{SIGMA_MAX} -> {SIGMA_MIN}, L={args.levels}",
                 "ve_levels_used": f"{2 * SIGMA_MAX} -> {2 * SIGMA_MIN}, L={args.levels}",
                 "steps_each": args.steps_each, "eps_reference_units": [EPS_PAPER, EPS_STABLE],

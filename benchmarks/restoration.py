@@ -103,7 +103,9 @@ def _diffusion(method, model, task, y, x_start, rng, args):
     if method == "DPS":
         return m.dps(model, op, y, x_init=x_start, steps=args.steps, zeta=task.zeta, **common)
     if method == "PiGDM":
-        return m.pigdm(model, op, y, s, x_init=x_start, steps=args.pigdm_steps, **common)
+        clip = (-1.0, 1.0) if args.pigdm_clip else None
+        return m.pigdm(model, op, y, s, x_init=x_start, steps=args.pigdm_steps, clip_x0=clip,
+                       **common)
     if method == "DMPS-flow":
         return m.dmps_flow(model, op, y, s, x_init=x_start, steps=args.flow_steps, **common)
     if method == "DPS-flow":
@@ -161,7 +163,7 @@ def run_dataset(dataset, model, x_val, x_test, args, lpips_on):
         y_val = y_val + task.sigma_y * noise_rng.normal(tuple(y_val.shape), like=x_val)
         x_start = ivd.random.Generator(args.seed + 3).normal(tuple(x_test.shape), like=x_test)
         examples[task.name] = {"truth": x_test[0]}
-        for method in METHODS:
+        for method in args.methods:
             lam = None
             if method in BASELINES:
                 x_hat, lam, seconds = run_baseline(method, task, x_val, y_val, y_test, args)
@@ -219,18 +221,19 @@ def plot(rows, examples, stem, directory):
     if plt is None:
         return []
     datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+    methods = tuple(dict.fromkeys(r["method"] for r in rows))
     fig, axes = plt.subplots(len(datasets), 2, figsize=(15, 4.2 * len(datasets)), squeeze=False)
     colors = plt.get_cmap("tab10").colors
     for di, ds in enumerate(datasets):
         sub = [r for r in rows if r["dataset"] == ds]
         tasks = list(dict.fromkeys(r["task"] for r in sub))
-        width = 0.8 / len(METHODS)
+        width = 0.8 / len(methods)
         for ci, (key, label) in enumerate((("psnr", "PSNR (dB)"), ("ssim", "SSIM"))):
             ax = axes[di, ci]
-            for mi, method in enumerate(METHODS):
+            for mi, method in enumerate(methods):
                 vals = [next(r for r in sub if r["task"] == t and r["method"] == method)
                         for t in tasks]
-                pos = np.arange(len(tasks)) + (mi - (len(METHODS) - 1) / 2) * width
+                pos = np.arange(len(tasks)) + (mi - (len(methods) - 1) / 2) * width
                 ax.bar(pos, [v[f"{key}_mean"] for v in vals], width,
                        yerr=[v[f"{key}_std"] for v in vals], color=colors[mi % 10],
                        label=method, capsize=1.5)
@@ -246,13 +249,13 @@ def plot(rows, examples, stem, directory):
 
     # examples: one grid per dataset side by side (rows = tasks, columns = truth + methods)
     fig, axes = plt.subplots(
-        sum(len(examples[ds]) for ds in examples), len(METHODS) + 1,
-        figsize=(1.25 * (len(METHODS) + 1), 1.3 * sum(len(examples[ds]) for ds in examples)),
+        sum(len(examples[ds]) for ds in examples), len(methods) + 1,
+        figsize=(1.25 * (len(methods) + 1), 1.3 * sum(len(examples[ds]) for ds in examples)),
         squeeze=False)
     i = 0
     for ds, per_task in examples.items():
         for task, images in per_task.items():
-            for j, key in enumerate(("truth",) + METHODS):
+            for j, key in enumerate(("truth",) + methods):
                 img = images[key].detach().cpu().float().numpy()
                 img = np.clip((np.nan_to_num(img, nan=-1.0) + 1) / 2, 0, 1).transpose(1, 2, 0)
                 ax = axes[i, j]
@@ -290,6 +293,12 @@ def parse(argv=None):
     p.add_argument("--pigdm-steps", type=int, default=None, help="ΠGDM DDIM steps (full: 100)")
     p.add_argument("--flow-steps", type=int, default=None, help="flow Euler steps (full: 50)")
     p.add_argument("--batch", type=int, default=None, help="images per sampler call (full: 25)")
+    p.add_argument("--methods", default=",".join(METHODS),
+                   help="comma-separated subset of " + ", ".join(METHODS) + " (default all)")
+    p.add_argument("--pigdm-clip", action="store_true",
+                   help="clip ΠGDM's x̂0 to [-1, 1] (its paper does not; DMPS does)")
+    p.add_argument("--stem", default=None,
+                   help="results file stem (default restoration[-quick])")
     p.add_argument("--blur-sigma", type=float, default=1.5)
     p.add_argument("--blur-size", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
@@ -298,6 +307,10 @@ def parse(argv=None):
     p.add_argument("--results-dir", default=None,
                    help="where to write the results (default benchmarks/results)")
     args = p.parse_args(argv)
+    args.methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    unknown = set(args.methods) - set(METHODS)
+    if unknown:
+        p.error(f"--methods: unknown {sorted(unknown)}; expected a subset of {METHODS}")
     full = {"n_test": 100, "n_val": 100, "steps": 1000, "pigdm_steps": 100, "flow_steps": 50,
             "batch": 25, "lasso_iters": 500, "tv_iters": 300,
             "lambdas": [float(v) for v in np.logspace(-4, 1, 11)]}
@@ -346,7 +359,7 @@ def main(argv=None):
     if not rows:
         raise SystemExit("nothing to run: " + "; ".join(skipped))
     wall = time.perf_counter() - start
-    stem = "restoration" + ("-quick" if args.quick else "")
+    stem = args.stem or "restoration" + ("-quick" if args.quick else "")
     header, tab = table(rows, lpips_on)
     settings = {"seed": args.seed, "steps (DMPS, DPS)": args.steps,
                 "pigdm_steps": args.pigdm_steps, "flow_steps": args.flow_steps,
@@ -357,7 +370,8 @@ def main(argv=None):
                 "tv_iters": args.tv_iters, "blur_sigma": args.blur_sigma,
                 "blur_size": args.blur_size, "inpainting_observed": INPAINT_OBSERVED,
                 "priors": sources, "skipped": skipped, "torch_threads": torch.get_num_threads(),
-                "device": args.device, "lpips": lpips_note}
+                "device": args.device, "lpips": lpips_note, "methods": list(args.methods),
+                "pigdm_clip_x0": args.pigdm_clip}
     notes = _notes(args, sources, skipped, lpips_note, partial, rows)
     directory = pathlib.Path(args.results_dir) if args.results_dir else RESULTS
     directory.mkdir(parents=True, exist_ok=True)
@@ -366,7 +380,7 @@ def main(argv=None):
         notes += f"\n\n![{path.stem}]({path.name})"
     write_results(stem, header, tab, settings=settings, rows=rows, notes=notes,
                   wall_seconds=wall, directory=directory,
-                  title="restoration" + (" (quick)" if args.quick else ""))
+                  title=args.stem or "restoration" + (" (quick)" if args.quick else ""))
     bad = [f"{r['dataset']}/{r['task']}/{r['method']}" for r in rows
            if r["n_finite"] < r["n"] or not math.isfinite(r["psnr_mean"])]
     if args.quick and bad:
@@ -386,6 +400,8 @@ def _notes(args, sources, skipped, lpips_note, partial, rows):
             f"time divided by the number of images (batches of {args.batch}, "
             f"{args.threads} torch thread(s), shared CPU: compare within a run). "
             f"Priors: {sources}. {lpips_note}.")
+    if args.pigdm_clip:
+        text += " ΠGDM clips x̂0 to [-1, 1] in this run (--pigdm-clip; its paper does not)."
     if skipped:
         text += " Skipped: " + "; ".join(skipped) + "."
     diverged = list(dict.fromkeys(r["method"] for r in rows if r["n_finite"] < r["n"]))

@@ -253,6 +253,11 @@ def pigdm(model, op, y, sigma_y, *, rng=None, x_init=None, n=None, steps: int = 
     instead (``weighting="score"``) is :math:`1/a_t` times stronger and diverges on trained
     networks, whose Jacobian is large at early times.
 
+    ``clip_x0`` is off, as in the paper. A network whose Jacobian is large at high noise can
+    still make :math:`g` explode (the bundled natural-image prior does: 100 steps end in
+    NaN, ``benchmarks/README.md``); ``clip_x0=(-1, 1)`` keeps the guided :math:`\hat x_0`
+    in the data range and is stable there.
+
     Examples
     --------
     >>> import numpy as np

@@ -1,0 +1,129 @@
+"""Compact tables of the full runs, for ``benchmarks/README.md``.
+
+Reads ``benchmarks/results/restoration.json`` and ``quantized_cs.json`` (or the ``-quick``
+files with ``--quick``) and prints Markdown: one row per task, one column per method (PSNR and
+SSIM, the best PSNR of each row in bold), the cost per image of each method, paired PSNR
+differences of DMPS against each competitor (every method saw the same images and the same
+measurements, so the per-image differences are what to test), and the quantized-CS tables.
+
+Run ``python -m benchmarks.summary [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+import numpy as np
+
+from ._common import RESULTS, markdown_table
+
+PAIRS = (("DMPS", "DPS"), ("DMPS", "PiGDM"), ("DMPS-flow", "DPS-flow"), ("DMPS-flow", "OT-ODE"))
+
+
+def _load(stem):
+    path = RESULTS / f"{stem}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _cell(r, best=False):
+    if not math.isfinite(r["psnr_mean"]):
+        return "diverged"
+    psnr = f"{r['psnr_mean']:.2f}"
+    psnr = f"**{psnr}**" if best else psnr
+    cell = f"{psnr} / {r['ssim_mean']:.3f}"
+    return cell + (f" ({r['n_finite']}/{r['n']})" if r["n_finite"] < r["n"] else "")
+
+
+def _short(method):
+    return method.split(" (")[0].replace(", eps=0.0002", " ε=2e-4").replace(", eps=2e-05",
+                                                                           " ε=2e-5")
+
+
+def restoration_tables(payload) -> str:
+    """Per dataset: PSNR / SSIM pivot, cost per method, and paired DMPS differences."""
+    rows = payload["rows"]
+    out = []
+    for ds in dict.fromkeys(r["dataset"] for r in rows):
+        sub = [r for r in rows if r["dataset"] == ds]
+        methods = list(dict.fromkeys(r["method"] for r in sub))
+        tasks = list(dict.fromkeys(r["task"] for r in sub))
+        table = []
+        for task in tasks:
+            by = {r["method"]: r for r in sub if r["task"] == task}
+            top = max(methods, key=lambda m: np.nan_to_num(by[m]["psnr_mean"], nan=-np.inf))
+            table.append([task] + [_cell(by[m], m == top) for m in methods])
+        n = sub[0]["n"]
+        out.append(f"**{ds}** ({n} test images; PSNR dB / SSIM, mean over images; best PSNR "
+                   "in bold)\n")
+        out.append(markdown_table(["task"] + methods, table))
+        cost = []
+        for m in methods:
+            mr = [r for r in sub if r["method"] == m]
+            cost.append([m, mr[0]["nfe"] if mr[0]["nfe"] is not None else "-",
+                         f"{np.mean([r['seconds_per_image'] for r in mr]):.3f}"])
+        out.append(f"\nCost on {ds} (NFE; sampler seconds per image, mean over tasks):\n")
+        out.append(markdown_table(["method", "NFE", "s / image"], cost))
+        out.append(f"\nPaired PSNR differences on {ds} (mean ± 95 % CI over images; "
+                   "wins = images where the first method is better):\n")
+        out.append(markdown_table(["task"] + [f"{a} − {b}" for a, b in PAIRS],
+                                  [[t] + [_paired(sub, t, a, b) for a, b in PAIRS]
+                                   for t in tasks]))
+        out.append("")
+    return "\n".join(out)
+
+
+def _paired(sub, task, a, b):
+    ra = next(r for r in sub if r["task"] == task and r["method"] == a)
+    rb = next(r for r in sub if r["task"] == task and r["method"] == b)
+    d = np.asarray(ra["psnr"], float) - np.asarray(rb["psnr"], float)
+    d = d[np.isfinite(d)]
+    if d.size < 2:
+        return "-"
+    half = 1.96 * d.std(ddof=1) / math.sqrt(d.size)
+    return f"{d.mean():+.2f} ± {half:.2f} ({int((d > 0).sum())}/{d.size})"
+
+
+def quantized_tables(payload) -> str:
+    """Part 1 (bits × method) and part 2 (matrix × method) PSNR / SSIM tables."""
+    rows = payload["rows"]
+    out = []
+    for part, title in (("1", "Part 1: i.i.d. Gaussian A, M = 200, σ = 0.05"),
+                        ("2", "Part 2: 1 bit, M = 400, σ = 0.1")):
+        sub = [r for r in rows if r["part"] == part]
+        if not sub:
+            continue
+        methods = list(dict.fromkeys(r["method"] for r in sub))
+        problems = list(dict.fromkeys(r["problem"] for r in sub))
+        table = []
+        for prob in problems:
+            by = {r["method"]: r for r in sub if r["problem"] == prob}
+            top = max(by, key=lambda m: np.nan_to_num(by[m]["psnr_mean"], nan=-np.inf))
+            name = prob.split(", ")[-1] if part == "1" else prob.split(", M=")[0]
+            table.append([name] + [_cell(by[m], m == top) if m in by else "-"
+                                   for m in methods])
+        out.append(f"**{title}** ({sub[0]['n']} test images; PSNR dB / SSIM)\n")
+        out.append(markdown_table([""] + [_short(m) for m in methods], table))
+        out.append("")
+    return "\n".join(out)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="summarise the -quick results")
+    args = p.parse_args(argv)
+    suffix = "-quick" if args.quick else ""
+    for stem, fn in (("restoration", restoration_tables), ("quantized_cs", quantized_tables)):
+        payload = _load(stem + suffix)
+        if payload is None:
+            print(f"(no {stem}{suffix}.json)\n")
+            continue
+        env = payload["environment"]
+        print(f"### {stem}\n\n`{env['command']}`: wall time {payload['wall_seconds'] / 60:.1f} "
+              f"min, commit {env['git_commit']}, {env['date_utc']}.\n")
+        print(fn(payload))
+
+
+if __name__ == "__main__":
+    main()

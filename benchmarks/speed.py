@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import pathlib
 import time
 
 import numpy as np
@@ -28,7 +29,7 @@ import numpy as np
 import invdiff as ivd
 
 from . import _images
-from ._common import write_results
+from ._common import RESULTS, write_results
 
 
 def _network(batch: int, weights_dir=None):
@@ -191,12 +192,46 @@ def main(argv=None):
     settings = {"seed": 0, "steps": steps, "repeats": repeats, "Ms": list(Ms), "batch": 8,
                 "torch_threads": _threads()}
     rows = {"methods": methods, "step_seconds": step, "ep": ep_rows, "ep_exponent": slope}
-    write_results("speed" + ("-quick" if args.quick else ""), header, table, settings=settings,
-                  rows=rows, notes=notes, wall_seconds=time.perf_counter() - start,
-                  directory=args.results_dir)
+    stem = "speed" + ("-quick" if args.quick else "")
+    directory = pathlib.Path(args.results_dir) if args.results_dir else RESULTS
+    png = plot(methods, ep_rows, directory / f"{stem}.png")
+    if png is not None:
+        notes += f"\n\n![{stem}]({png.name})"
+    write_results(stem, header, table, settings=settings, rows=rows, notes=notes,
+                  wall_seconds=time.perf_counter() - start, directory=directory)
     assert all(math.isfinite(v) for v in step.values())
     assert all(math.isfinite(r["seconds_per_image"]) for r in methods)
     return rows
+
+
+def plot(methods, ep_rows, path):
+    """Seconds per image of each method, and QCS vs EP cost per call against M; or None."""
+    plt = _images.plt_module()
+    if plt is None:
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 3.8))
+    names = [r["method"] for r in methods]
+    ax.bar(range(len(names)), [r["seconds_per_image"] for r in methods], color="tab:blue")
+    for i, r in enumerate(methods):
+        ax.text(i, r["seconds_per_image"], f"{r['nfe']} NFE", ha="center", va="bottom",
+                fontsize=7)
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("seconds / image")
+    ax.set_title("End to end, default schedules (same network, batch)")
+    Ms = [r["M"] for r in ep_rows]
+    bx.loglog(Ms, [1e3 * r["qcs"] for r in ep_rows], "o-", label="QCS-SGM likelihood")
+    bx.loglog(Ms, [1e3 * r["ep"] for r in ep_rows], "s-", label="QCS-SGM+ (EP, 5 iterations)")
+    bx.set_xlabel("M (measurements)")
+    bx.set_ylabel("ms per call")
+    bx.set_title("Likelihood cost against M (N = 784)")
+    bx.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def _threads():

@@ -17,6 +17,7 @@ No method's settings are tuned here: each runs with its paper's defaults.
 from __future__ import annotations
 
 import argparse
+import pathlib
 import time
 
 import numpy as np
@@ -24,7 +25,8 @@ from scipy.special import log_ndtr
 
 import invdiff as ivd
 
-from ._common import write_results
+from . import _images
+from ._common import RESULTS, write_results
 
 
 def grid_mixture(d: int, process):
@@ -172,10 +174,42 @@ def main(argv=None):
              "eps = 2e-5 show the same methods at a stable step size. ΠGDM moves x̂0 by "
              "r_t² g as in its paper's Algorithm 1 (a_t times the score rule), a heuristic "
              "weighting: it is not meant to be an exact posterior sampler.")
-    write_results("validity" + ("-quick" if args.quick else ""), header, table,
-                  settings=settings, rows=rows, notes=notes,
-                  wall_seconds=time.perf_counter() - start, directory=args.results_dir)
+    stem = "validity" + ("-quick" if args.quick else "")
+    directory = pathlib.Path(args.results_dir) if args.results_dir else RESULTS
+    png = plot(rows, directory / f"{stem}.png")
+    if png is not None:
+        notes += f"\n\n![{stem}]({png.name})"
+    write_results(stem, header, table, settings=settings, rows=rows, notes=notes,
+                  wall_seconds=time.perf_counter() - start, directory=directory)
     return rows
+
+
+def plot(rows, path):
+    """Bars of the SW ratio to the floor per method (log scale; diverged marked), or None."""
+    plt = _images.plt_module()
+    if plt is None:
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(9, 3.6))
+    labels = [f"{r['problem']}: {r['method']}" for r in rows]
+    ratios = [r["ratio"] if r["finite"] else np.nan for r in rows]
+    top = np.nanmax(ratios) * 3 if np.isfinite(ratios).any() else 10.0
+    ax.bar(range(len(rows)), np.nan_to_num(ratios, nan=top),
+           color=["tab:blue" if r["finite"] else "lightgray" for r in rows])
+    for i, r in enumerate(rows):
+        if not r["finite"]:
+            ax.text(i, top, "diverged", rotation=90, ha="center", va="top", fontsize=7)
+    ax.axhline(1.0, color="k", linewidth=0.8, linestyle="--", label="perfect sampler")
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(rows)))
+    ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=7)
+    ax.set_ylabel("SW / floor")
+    ax.set_title("Distance to the exact posterior (GMM prior)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 if __name__ == "__main__":

@@ -50,10 +50,10 @@ def _args(weights, out):
     return args + (["--weights-dir", weights] if weights else [])
 
 
-def _load(out, stem, pngs=True):
+def _load(out, stem, examples=True):
     payload = json.loads((out / f"{stem}.json").read_text())
     assert (out / f"{stem}.md").read_text().startswith(f"# {stem.replace('-quick', '')}")
-    for png in (f"{stem}.png", f"{stem}-examples.png") if pngs else ():
+    for png in (f"{stem}.png",) + ((f"{stem}-examples.png",) if examples else ()):
         assert (out / png).stat().st_size > 1000
     for key in ("date_utc", "versions", "machine", "git_commit"):
         assert key in payload["environment"]
@@ -113,7 +113,7 @@ def test_validity_quick(tmp_path):
     from benchmarks import validity
 
     rows = validity.main(["--quick", "--results-dir", str(tmp_path)])
-    payload = _load(tmp_path, "validity-quick", pngs=False)
+    payload = _load(tmp_path, "validity-quick", examples=False)
     assert len(payload["rows"]) == len(rows) > 0
     oracle = next(r for r in rows if "oracle" in r["method"])
     # the exact likelihood with the exact prior score must sample the exact posterior
@@ -129,7 +129,7 @@ def test_speed_quick(tmp_path):
 
     args = ["--quick", "--results-dir", str(tmp_path)]
     rows = speed.main(args + (["--weights-dir", weights] if weights else []))
-    payload = _load(tmp_path, "speed-quick", pngs=False)
+    payload = _load(tmp_path, "speed-quick", examples=False)
     methods = {r["method"]: r for r in rows["methods"]}
     assert set(methods) >= {"DMPS", "DPS", "PiGDM", "DMPS-flow", "DPS-flow", "OT-ODE",
                             "QCS-SGM", "QCS-SGM+ (EP 5)"}

@@ -78,6 +78,7 @@ class Problem:
     A: object  # (M, N), acts on u in [0, 1]
     sigma: float
     bits: int
+    index: int = 0  # position in the full run: seeds the noise of its measurements
     test: dict = dataclasses.field(default_factory=dict)
     val: dict = dataclasses.field(default_factory=dict)
 
@@ -166,41 +167,43 @@ def run_biht(prob, u_val, args):
 
 # -- the experiment ----------------------------------------------------------------------------
 def problems(args, like):
-    """Part 1 (i.i.d. A, 1/2/3 bits) and part 2 (ill-conditioned / correlated A, 1 bit)."""
+    """Part 1 (i.i.d. A, 1/2/3 bits) and part 2 (ill-conditioned / correlated A, 1 bit).
+
+    The matrices and each problem's ``index`` (which seeds its noise) do not depend on
+    ``--parts``: a run of one part sees exactly the measurements of the full run.
+    """
     ops = ivd.operators
     rng = ivd.random.Generator(args.seed + 11)
-    out = []
-    if "1" in args.parts:
-        A = ops.gaussian_matrix(200, N, rng, like=like)
-        for bits in (1, 2, 3):
-            out.append(Problem("1", f"iid Gaussian, M=200, sigma=0.05, {bits}-bit", A, 0.05,
-                               bits))
-    if "2" in args.parts:
-        M = 400
-        cond = (args.kappa if args.kappa_as_cond
-                else args.kappa ** ((M - 1) / (2 * M)))
-        A_ill = ops.ill_conditioned_matrix(M, N, cond, rng, like=like)
-        A_cor = ops.correlated_matrix(M, N, 0.4, rng, like=like)
-        out.append(Problem("2", f"ill-conditioned (kappa={args.kappa:g}, cond={cond:.3g}), "
-                           "M=400, sigma=0.1, 1-bit", A_ill, 0.1, 1))
-        out.append(Problem("2", "correlated (rho=0.4), M=400, sigma=0.1, 1-bit", A_cor, 0.1, 1))
-    return out
+    A = ops.gaussian_matrix(200, N, rng, like=like)
+    M = 400
+    cond = args.kappa if args.kappa_as_cond else args.kappa ** ((M - 1) / (2 * M))
+    A_ill = ops.ill_conditioned_matrix(M, N, cond, rng, like=like)
+    A_cor = ops.correlated_matrix(M, N, 0.4, rng, like=like)
+    out = [Problem("1", f"iid Gaussian, M=200, sigma=0.05, {bits}-bit", A, 0.05, bits)
+           for bits in (1, 2, 3)]
+    out += [Problem("2", f"ill-conditioned (kappa={args.kappa:g}, cond={cond:.3g}), "
+                    "M=400, sigma=0.1, 1-bit", A_ill, 0.1, 1),
+            Problem("2", "correlated (rho=0.4), M=400, sigma=0.1, 1-bit", A_cor, 0.1, 1)]
+    for index, prob in enumerate(out):
+        prob.index = index
+    return [prob for prob in out if prob.part in args.parts]
 
 
-def methods_of(prob, stable_parts="1,2"):
+def methods_of(prob, stable_parts="1,2", paper_parts="1,2", baselines=True):
     """``(label, kind, eps_ref, ep_iters)`` for every row of ``prob``.
 
-    The stable ε rows are run only for the parts listed in ``stable_parts``.
+    The paper's and the stable ε rows run for the parts listed in ``paper_parts`` and
+    ``stable_parts``; the sparsity baselines (part 1) unless ``baselines`` is false.
     """
     rows = []
-    steps = [(EPS_PAPER, "paper")] + ([(EPS_STABLE, "stable")] if prob.part in stable_parts
-                                      else [])
+    steps = ([(EPS_PAPER, "paper")] if prob.part in paper_parts else []) + (
+        [(EPS_STABLE, "stable")] if prob.part in stable_parts else [])
     for eps, tag in steps:
         rows.append((f"QCS-SGM, eps={eps:g} ({tag})", "QCS-SGM", eps, None))
         if prob.part == "2":
             for it in EP_ITERS:
                 rows.append((f"QCS-SGM+ (EP {it}), eps={eps:g} ({tag})", "QCS-SGM+", eps, it))
-    if prob.part == "1":
+    if prob.part == "1" and baselines:
         rows.append(("Lasso-DCT", "lasso", None, None))
         if prob.bits == 1:
             rows.append(("BIHT", "biht", None, None))
@@ -211,15 +214,16 @@ def run(args, model, u_val, u_all):
     rows, examples = [], {}
     x_all = ivd.random.Generator(args.seed + 3).uniform(tuple(u_all.shape), like=u_all,
                                                         low=-1.0, high=1.0)
-    for pi, prob in enumerate(problems(args, u_all)):
+    for prob in problems(args, u_all):
         # part 2 may use the first --n-test-part2 test images only (5x the Langevin runs)
         n = args.n_test_part2 if prob.part == "2" and args.n_test_part2 else len(u_all)
         u_test, x_start = u_all[:n], x_all[:n]
-        noise = ivd.random.Generator(args.seed + 101 * (pi + 1))
+        noise = ivd.random.Generator(args.seed + 101 * (prob.index + 1))
         prob.test = measure(prob.A, u_test, prob.sigma, prob.bits, noise)
         prob.val = measure(prob.A, u_val, prob.sigma, prob.bits, noise)
         examples[prob.name] = {"truth": u_test[0]}
-        for label, kind, eps, iters in methods_of(prob, args.stable_parts):
+        for label, kind, eps, iters in methods_of(prob, args.stable_parts, args.paper_parts,
+                                                          not args.no_baselines):
             setting = None
             if kind in ("QCS-SGM", "QCS-SGM+"):
                 x, nfe, seconds = run_langevin(kind, model, prob, x_start, eps, iters, args)
@@ -345,7 +349,12 @@ def parse(argv=None):
                    "or ../shared/data/mnist)")
     p.add_argument("--parts", default="1,2", help="which parts to run: 1, 2 or 1,2")
     p.add_argument("--stable-parts", default="1,2",
-                   help="parts that also run the stable ε = 2e-5 rows (default 1,2)")
+                   help="parts that run the stable ε = 2e-5 rows (default 1,2)")
+    p.add_argument("--paper-parts", default="1,2",
+                   help="parts that run the paper's ε = 2e-4 rows (default 1,2)")
+    p.add_argument("--no-baselines", action="store_true", help="skip Lasso-DCT and BIHT")
+    p.add_argument("--stem", default=None,
+                   help="results file stem (default quantized_cs[-quick])")
     p.add_argument("--n-test", type=int, default=None, help="test images (full: 100)")
     p.add_argument("--n-test-part2", type=int, default=None,
                    help="test images of part 2 (default: --n-test); its 10-20 Langevin runs "
@@ -396,7 +405,7 @@ def main(argv=None):
           flush=True)
     rows, examples = run(args, model, u_val, u_test)
     wall = time.perf_counter() - start
-    stem = "quantized_cs" + ("-quick" if args.quick else "")
+    stem = args.stem or "quantized_cs" + ("-quick" if args.quick else "")
     header, tab = table(rows)
     settings = {"seed": args.seed, "mnist_val": f"9000-{9000 + args.n_val - 1}",
                 "mnist_test": f"9100-{9100 + args.n_test - 1}",
@@ -405,7 +414,8 @@ def main(argv=None):
                 "ve_levels_used": f"{2 * SIGMA_MAX} -> {2 * SIGMA_MIN}, L={args.levels}",
                 "steps_each": args.steps_each, "eps_reference_units": [EPS_PAPER, EPS_STABLE],
                 "eps_used": [4 * EPS_PAPER, 4 * EPS_STABLE],
-                "stable_eps_parts": args.stable_parts, "batch": args.batch,
+                "stable_eps_parts": args.stable_parts, "paper_eps_parts": args.paper_parts,
+                "baselines": not args.no_baselines, "batch": args.batch,
                 "kappa": args.kappa, "kappa_as_cond": args.kappa_as_cond,
                 "lambda_grid": args.lambdas, "biht_sparsities": args.sparsities,
                 "lasso_iters": args.lasso_iters, "biht_iters": args.biht_iters,
@@ -419,7 +429,7 @@ def main(argv=None):
         notes += f"\n\n![{path.stem}]({path.name})"
     write_results(stem, header, tab, settings=settings, rows=rows, notes=notes,
                   wall_seconds=wall, directory=directory,
-                  title="quantized_cs" + (" (quick)" if args.quick else ""))
+                  title=args.stem or "quantized_cs" + (" (quick)" if args.quick else ""))
     bad = [f"{r['problem']}/{r['method']}" for r in rows
            if r["expect_finite"] and (r["n_finite"] < r["n"] or not math.isfinite(r["psnr_mean"]))]
     if args.quick and bad:

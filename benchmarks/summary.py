@@ -1,10 +1,12 @@
 """Compact tables of the full runs, for ``benchmarks/README.md``.
 
 Reads ``benchmarks/results/restoration.json`` and ``quantized_cs.json`` (or the ``-quick``
-files with ``--quick``) and prints Markdown: one row per task, one column per method (PSNR and
-SSIM, the best PSNR of each row in bold), the cost per image of each method, paired PSNR
-differences of DMPS against each competitor (every method saw the same images and the same
-measurements, so the per-image differences are what to test), and the quantized-CS tables.
+files with ``--quick``), and the supplementary runs ``restoration-pigdm-clip`` and
+``quantized_cs-part2-stable`` when present, and prints Markdown: one row per task, one column
+per method (PSNR and SSIM, the best PSNR of each row in bold), the cost per image of each
+method, paired PSNR differences of DMPS against each competitor (every method saw the same
+images and the same measurements, so the per-image differences are what to test), and the
+quantized-CS tables.
 
 Run ``python -m benchmarks.summary [--quick]``.
 """
@@ -65,11 +67,13 @@ def restoration_tables(payload) -> str:
                          f"{np.mean([r['seconds_per_image'] for r in mr]):.3f}"])
         out.append(f"\nCost on {ds} (NFE; sampler seconds per image, mean over tasks):\n")
         out.append(markdown_table(["method", "NFE", "s / image"], cost))
-        out.append(f"\nPaired PSNR differences on {ds} (mean ± 95 % CI over images; "
-                   "wins = images where the first method is better):\n")
-        out.append(markdown_table(["task"] + [f"{a} − {b}" for a, b in PAIRS],
-                                  [[t] + [_paired(sub, t, a, b) for a, b in PAIRS]
-                                   for t in tasks]))
+        pairs = [(a, b) for a, b in PAIRS if a in methods and b in methods]
+        if pairs:
+            out.append(f"\nPaired PSNR differences on {ds} (mean ± 95 % CI over images; "
+                       "wins = images where the first method is better):\n")
+            out.append(markdown_table(["task"] + [f"{a} − {b}" for a, b in pairs],
+                                      [[t] + [_paired(sub, t, a, b) for a, b in pairs]
+                                       for t in tasks]))
         out.append("")
     return "\n".join(out)
 
@@ -114,7 +118,11 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="summarise the -quick results")
     args = p.parse_args(argv)
     suffix = "-quick" if args.quick else ""
-    for stem, fn in (("restoration", restoration_tables), ("quantized_cs", quantized_tables)):
+    stems = (("restoration", restoration_tables),
+             ("restoration-pigdm-clip", restoration_tables),
+             ("quantized_cs", quantized_tables),
+             ("quantized_cs-part2-stable", quantized_tables))
+    for stem, fn in stems:
         payload = _load(stem + suffix)
         if payload is None:
             print(f"(no {stem}{suffix}.json)\n")

@@ -39,8 +39,9 @@ def _cell(r, best=False):
 
 
 def _short(method):
-    return method.split(" (")[0].replace(", eps=0.0002", " ε=2e-4").replace(", eps=2e-05",
-                                                                           " ε=2e-5")
+    """'QCS-SGM+ (EP 3), eps=0.0002 (paper)' -> 'QCS-SGM+ (EP 3) ε=2e-4'."""
+    return method.replace(", eps=0.0002 (paper)", " ε=2e-4").replace(", eps=2e-05 (stable)",
+                                                                      " ε=2e-5")
 
 
 def restoration_tables(payload) -> str:

@@ -376,8 +376,8 @@ def parse(argv=None):
     args = p.parse_args(argv)
     full = {"n_test": 100, "n_val": 100, "levels": LEVELS, "steps_each": 5, "batch": 25,
             "lasso_iters": 500, "biht_iters": 300,
-            "lambdas": [float(v) for v in np.logspace(-4, 0, 9)],
-            "sparsities": [25.0, 50.0, 75.0, 100.0, 150.0, 200.0, 300.0]}
+            "lambdas": [float(v) for v in np.logspace(-4, 1, 11)],
+            "sparsities": [25.0, 50.0, 75.0, 100.0, 150.0, 200.0, 300.0, 400.0, 500.0, 600.0]}
     quick = {"n_test": 8, "n_val": 8, "levels": 20, "steps_each": 2, "batch": 8,
              "lasso_iters": 100, "biht_iters": 100, "lambdas": [1e-3, 1e-2, 1e-1],
              "sparsities": [50.0, 150.0]}

@@ -1,12 +1,12 @@
 """Compact tables of the full runs, for ``benchmarks/README.md``.
 
 Reads ``benchmarks/results/restoration.json`` and ``quantized_cs.json`` (or the ``-quick``
-files with ``--quick``), and the supplementary runs ``restoration-pigdm-clip`` and
-``quantized_cs-part2-stable`` when present, and prints Markdown: one row per task, one column
-per method (PSNR and SSIM, the best PSNR of each row in bold), the cost per image of each
-method, paired PSNR differences of DMPS against each competitor (every method saw the same
-images and the same measurements, so the per-image differences are what to test), and the
-quantized-CS tables.
+files with ``--quick``), and the supplementary runs ``restoration-pigdm-clip``,
+``quantized_cs-part2-stable`` and ``quantized_cs-baselines-wide-grid`` when present. Prints
+Markdown: one row per task and one column per method (PSNR and SSIM, the best PSNR of each
+row in bold), the cost per image of each method, the paired PSNR differences of DMPS against
+each competitor (every method saw the same images and measurements, so the per-image
+differences are what to test), and the quantized-CS tables.
 
 Run ``python -m benchmarks.summary [--quick]``.
 """
@@ -56,7 +56,8 @@ def restoration_tables(payload) -> str:
         for task in tasks:
             by = {r["method"]: r for r in sub if r["task"] == task}
             top = max(methods, key=lambda m: np.nan_to_num(by[m]["psnr_mean"], nan=-np.inf))
-            table.append([task] + [_cell(by[m], m == top) for m in methods])
+            table.append([task] + [_cell(by[m], m == top and len(methods) > 1)
+                                  for m in methods])
         n = sub[0]["n"]
         out.append(f"**{ds}** ({n} test images; PSNR dB / SSIM, mean over images; best PSNR "
                    "in bold)\n")
@@ -122,7 +123,8 @@ def main(argv=None):
     stems = (("restoration", restoration_tables),
              ("restoration-pigdm-clip", restoration_tables),
              ("quantized_cs", quantized_tables),
-             ("quantized_cs-part2-stable", quantized_tables))
+             ("quantized_cs-part2-stable", quantized_tables),
+             ("quantized_cs-baselines-wide-grid", quantized_tables))
     for stem, fn in stems:
         payload = _load(stem + suffix)
         if payload is None:

@@ -132,3 +132,14 @@ def write_results(name: str, header, table, *, settings=None, rows=None, notes: 
     print(table_md)
     print(f"\nwrote {md_path} and {json_path}")
     return md_path, json_path
+
+
+def add_run_arguments(parser, stem: str):
+    """The options every image benchmark shares: stem, seed, threads, device, results folder."""
+    parser.add_argument("--stem", default=None,
+                        help=f"results file stem (default {stem}[-quick])")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--device", default="cpu", help="torch device (cpu; cuda untested)")
+    parser.add_argument("--results-dir", default=None,
+                        help="where to write the results (default benchmarks/results)")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import os
 import pathlib
+import time
 
 import numpy as np
 
@@ -239,3 +240,26 @@ def plt_module():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def save_figure(fig, path):
+    """Lay out, write (110 dpi) and close ``fig``; returns ``path``."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def tune_and_solve(solve, grid, x_val, y_val, y_test, data_range):
+    """Pick ``solve``'s parameter on the validation split by PSNR, then solve the test set.
+
+    Returns ``(x_test_hat, value, seconds)``; only the test solve is timed.
+    """
+    import invdiff as ivd
+
+    value, _ = ivd.baselines.select_lambda(solve, grid, x_val, y_val, data_range=data_range)
+    start = time.perf_counter()
+    x = solve(y_test, value)
+    return x, value, time.perf_counter() - start

@@ -59,7 +59,7 @@ import numpy as np
 import invdiff as ivd
 
 from . import _images
-from ._common import RESULTS, write_results
+from ._common import RESULTS, add_run_arguments, write_results
 
 SHAPE = (1, 28, 28)
 N = 784
@@ -140,11 +140,9 @@ def run_lasso(prob, u_val, args):
                                 iters=args.lasso_iters)
         return torch.clamp(x, 0.0, 1.0)
 
-    lam, _ = ivd.baselines.select_lambda(solve, args.lambdas, u_val, prob.val["y"],
-                                         data_range=1.0)
-    start = time.perf_counter()
-    x = solve(prob.test["y"], lam)
-    return x, f"λ={lam:.0e}", time.perf_counter() - start
+    x, lam, seconds = _images.tune_and_solve(solve, args.lambdas, u_val, prob.val["y"],
+                                             prob.test["y"], data_range=1.0)
+    return x, f"λ={lam:.0e}", seconds
 
 
 def run_biht(prob, u_val, args):
@@ -158,11 +156,9 @@ def run_biht(prob, u_val, args):
                                norm=norm)
         return torch.clamp(x, 0.0, 1.0)
 
-    k, _ = ivd.baselines.select_lambda(solve, args.sparsities, u_val, prob.val["y"],
-                                       data_range=1.0)
-    start = time.perf_counter()
-    x = solve(prob.test["y"], k)
-    return x, f"k={int(k)}", time.perf_counter() - start
+    x, k, seconds = _images.tune_and_solve(solve, args.sparsities, u_val, prob.val["y"],
+                                           prob.test["y"], data_range=1.0)
+    return x, f"k={int(k)}", seconds
 
 
 # -- the experiment ----------------------------------------------------------------------------
@@ -307,10 +303,7 @@ def plot(rows, examples, stem, directory):
         ax.set_ylabel("PSNR (dB)")
         ax.set_title("1-bit, M = 400, sigma = 0.1 (missing points: diverged)")
         ax.legend(fontsize=6)
-    fig.tight_layout()
-    paths.append(directory / f"{stem}.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    paths.append(_images.save_figure(fig, directory / f"{stem}.png"))
 
     names = list(examples)
     cols = max(len(v) for v in examples.values())
@@ -331,10 +324,7 @@ def plot(rows, examples, stem, directory):
             ax.set_title(label.replace(", eps=", "\neps="), fontsize=5)
             if j == 0:
                 ax.set_ylabel(prob.split(",")[0] + ("\n" + prob.split(", ")[-1]), fontsize=5)
-    fig.tight_layout()
-    paths.append(directory / f"{stem}-examples.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    paths.append(_images.save_figure(fig, directory / f"{stem}-examples.png"))
     return paths
 
 
@@ -353,8 +343,6 @@ def parse(argv=None):
     p.add_argument("--paper-parts", default="1,2",
                    help="parts that run the paper's ε = 2e-4 rows (default 1,2)")
     p.add_argument("--no-baselines", action="store_true", help="skip Lasso-DCT and BIHT")
-    p.add_argument("--stem", default=None,
-                   help="results file stem (default quantized_cs[-quick])")
     p.add_argument("--n-test", type=int, default=None, help="test images (full: 100)")
     p.add_argument("--n-test-part2", type=int, default=None,
                    help="test images of part 2 (default: --n-test); its 10-20 Langevin runs "
@@ -368,11 +356,7 @@ def parse(argv=None):
     p.add_argument("--kappa", type=float, default=1e3)
     p.add_argument("--kappa-as-cond", action="store_true",
                    help="use d_max/d_min = kappa instead of the paper's squared ratio")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    p.add_argument("--device", default="cpu", help="torch device (cpu; cuda untested)")
-    p.add_argument("--results-dir", default=None,
-                   help="where to write the results (default benchmarks/results)")
+    add_run_arguments(p, "quantized_cs")
     args = p.parse_args(argv)
     full = {"n_test": 100, "n_val": 100, "levels": LEVELS, "steps_each": 5, "batch": 25,
             "lasso_iters": 500, "biht_iters": 300,

@@ -51,7 +51,7 @@ import numpy as np
 import invdiff as ivd
 
 from . import _images
-from ._common import RESULTS, write_results
+from ._common import RESULTS, add_run_arguments, write_results
 
 DDPM_METHODS = ("DMPS", "DPS", "PiGDM")
 FLOW_METHODS = ("DMPS-flow", "DPS-flow", "OT-ODE")
@@ -143,10 +143,7 @@ def run_baseline(method, task, x_val, y_val, y_test, args):
     else:
         def solve(y, lam):
             return torch.clamp(ivd.baselines.tv(op, y, lam, iters=args.tv_iters), -1, 1)
-    lam, _ = ivd.baselines.select_lambda(solve, args.lambdas, x_val, y_val, data_range=2.0)
-    start = time.perf_counter()
-    x_hat = solve(y_test, lam)
-    return x_hat, lam, time.perf_counter() - start
+    return _images.tune_and_solve(solve, args.lambdas, x_val, y_val, y_test, data_range=2.0)
 
 
 # -- one dataset ----------------------------------------------------------------------------
@@ -242,10 +239,7 @@ def plot(rows, examples, stem, directory):
             ax.set_ylabel(label)
             ax.set_title(f"{ds}: {label}, mean ± std over {sub[0]['n']} test images")
     axes[0, 0].legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    paths = [directory / f"{stem}.png"]
-    fig.savefig(paths[0], dpi=110)
-    plt.close(fig)
+    paths = [_images.save_figure(fig, directory / f"{stem}.png")]
 
     # examples: one grid per dataset side by side (rows = tasks, columns = truth + methods)
     fig, axes = plt.subplots(
@@ -268,10 +262,7 @@ def plot(rows, examples, stem, directory):
                 if j == 0:
                     ax.set_ylabel(f"{ds}\n{task}", fontsize=5)
             i += 1
-    fig.tight_layout()
-    paths.append(directory / f"{stem}-examples.png")
-    fig.savefig(paths[1], dpi=110)
-    plt.close(fig)
+    paths.append(_images.save_figure(fig, directory / f"{stem}-examples.png"))
     return paths
 
 
@@ -297,15 +288,9 @@ def parse(argv=None):
                    help="comma-separated subset of " + ", ".join(METHODS) + " (default all)")
     p.add_argument("--pigdm-clip", action="store_true",
                    help="clip ΠGDM's x̂0 to [-1, 1] (its paper does not; DMPS does)")
-    p.add_argument("--stem", default=None,
-                   help="results file stem (default restoration[-quick])")
     p.add_argument("--blur-sigma", type=float, default=1.5)
     p.add_argument("--blur-size", type=int, default=5)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    p.add_argument("--device", default="cpu", help="torch device (cpu; cuda untested)")
-    p.add_argument("--results-dir", default=None,
-                   help="where to write the results (default benchmarks/results)")
+    add_run_arguments(p, "restoration")
     args = p.parse_args(argv)
     args.methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     unknown = set(args.methods) - set(METHODS)

@@ -228,10 +228,7 @@ def plot(methods, ep_rows, path):
     bx.set_ylabel("ms per call")
     bx.set_title("Likelihood cost against M (N = 784)")
     bx.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _images.save_figure(fig, path)
 
 
 def _threads():

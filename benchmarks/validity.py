@@ -206,10 +206,7 @@ def plot(rows, path):
     ax.set_ylabel("SW / floor")
     ax.set_title("Distance to the exact posterior (GMM prior)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _images.save_figure(fig, path)
 
 
 if __name__ == "__main__":

@@ -298,7 +298,7 @@ def test_restore_rejects_unknown_task_or_method(flag, value, weights, tmp_path, 
 
 def test_restore_failure_while_writing_leaves_nothing(weights, tmp_path, monkeypatch):
     """A crash between the first and the last output file leaves no file at all."""
-    from invdiff import _restore
+    from invdiff.cli import _restore
 
     calls, real = [], _restore.encode_image
 

@@ -3,7 +3,7 @@
 The runner (:func:`load_model`, :func:`sample`, :class:`Progress`) is also used by
 ``invdiff demo``. Arrays live in the model's namespace (torch tensors on ``--device`` for the
 bundled priors) and the math here is Array API; decoding, encoding and moving arrays to the
-model are the business of :mod:`invdiff._io` (NumPy, Pillow, torch).
+model are the business of :mod:`invdiff.cli._io` (NumPy, Pillow, torch).
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ import sys
 import time
 from pathlib import Path
 
-from . import methods as _methods
-from ._array_api import namespace
+from .. import methods as _methods
+from .._array_api import namespace
+from .._posterior import summarize
+from .._tasks import TASKS, build_operator, output_shape, to_model_units
 from ._io import (
     AtomicWriter,
     CLIError,
@@ -28,8 +30,6 @@ from ._io import (
     to_numpy,
     write_npz,
 )
-from ._posterior import summarize
-from ._tasks import TASKS, build_operator, output_shape, to_model_units
 
 __all__ = ["METHODS", "Progress", "load_model", "sample", "run_restore"]
 
@@ -58,7 +58,7 @@ class Progress:
     --------
     >>> import numpy as np
     >>> import invdiff as ivd
-    >>> from invdiff._restore import Progress
+    >>> from invdiff.cli._restore import Progress
     >>> prior = ivd.priors.GaussianPrior(np.zeros(2), np.eye(2), process=ivd.processes.VP.linear())
     >>> counted = Progress(prior, None)
     >>> _ = counted(np.zeros((1, 2)), 10.0)
@@ -94,8 +94,8 @@ def load_model(name: str, *, device: str = "cpu", weights_dir=None, option: str 
 
     Examples
     --------
-    >>> from invdiff._restore import load_model
-    >>> from invdiff._io import CLIError
+    >>> from invdiff.cli._restore import load_model
+    >>> from invdiff.cli._io import CLIError
     >>> try:
     ...     load_model("no-such-prior")
     ... except CLIError as e:
@@ -155,7 +155,7 @@ def sample(method: str, model, op, y, sigma_y: float, *, n: int, steps=None, rng
     --------
     >>> import numpy as np
     >>> import invdiff as ivd
-    >>> from invdiff._restore import sample
+    >>> from invdiff.cli._restore import sample
     >>> prior = ivd.priors.GaussianPrior(np.zeros(4), np.eye(4), process=ivd.processes.VP.linear())
     >>> op = ivd.operators.DenseMatrix(np.eye(2, 4))
     >>> x, info = sample("dmps", prior, op, np.array([0.5, -0.5]), 0.1, n=3, steps=20,
@@ -163,8 +163,8 @@ def sample(method: str, model, op, y, sigma_y: float, *, n: int, steps=None, rng
     >>> x.shape, info["nfe"]  # one network evaluation per step for the whole batch
     ((3, 4), 20)
     """
-    from . import baselines
-    from .random import Generator
+    from .. import baselines
+    from ..random import Generator
 
     if method not in METHODS:
         raise CLIError(f"--method must be one of {sorted(METHODS)}; received {method!r}")
@@ -238,7 +238,7 @@ def run_restore(args) -> int:
     >>> from invdiff.cli import main
     >>> main(["restore", "--help"])  # doctest: +SKIP
     """
-    from .random import Generator
+    from ..random import Generator
 
     out = check_output_path(args.output)
     if args.samples < 1:

@@ -68,8 +68,8 @@ def _demo_parser(sub):
 
 
 def _restore_parser(sub):
+    from .._tasks import TASKS
     from ._restore import METHODS
-    from ._tasks import TASKS
 
     tasks = "\n".join(
         "  " + textwrap.fill(f"{t.name:9s} {t.input_help} (default --sigma-y {t.sigma_y:g})",
@@ -153,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "colorization, denoising, 1-bit compressed sensing) by posterior sampling "
                     "with diffusion priors: DMPS, DPS, PiGDM, QCS-SGM and classic baselines.",
         epilog="run `invdiff COMMAND --help` for the options of each command")
-    from . import __version__
+    from .. import __version__
 
     p.add_argument("--version", action="version", version=f"invdiff {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)

@@ -32,7 +32,7 @@ class CLIError(Exception):
 
     Examples
     --------
-    >>> from invdiff._io import CLIError
+    >>> from invdiff.cli._io import CLIError
     >>> str(CLIError("--input: file not found"))
     '--input: file not found'
     """
@@ -73,7 +73,7 @@ def read_image(path, *, name: str = "--input") -> np.ndarray:
     --------
     >>> import numpy as np, tempfile, os
     >>> from PIL import Image
-    >>> from invdiff._io import read_image
+    >>> from invdiff.cli._io import read_image
     >>> path = os.path.join(tempfile.mkdtemp(), "a.png")
     >>> Image.fromarray(np.full((4, 6), 255, np.uint8)).save(path)
     >>> x = read_image(path)
@@ -118,7 +118,7 @@ def match_channels(v: np.ndarray, channels: int) -> np.ndarray:
     Examples
     --------
     >>> import numpy as np
-    >>> from invdiff._io import match_channels
+    >>> from invdiff.cli._io import match_channels
     >>> match_channels(np.stack([np.zeros((1, 1)), np.ones((1, 1)), np.ones((1, 1))]), 1).tolist()
     [[[0.6666666666666666]]]
     """
@@ -141,7 +141,7 @@ def observed_pixels(v: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray
     Examples
     --------
     >>> import numpy as np
-    >>> from invdiff._io import observed_pixels
+    >>> from invdiff.cli._io import observed_pixels
     >>> observed_pixels(np.array([[[0.0, 0.3]]])).tolist()
     [[False, True]]
     """
@@ -164,7 +164,7 @@ def to_uint8(x) -> np.ndarray:
     Examples
     --------
     >>> import numpy as np
-    >>> from invdiff._io import to_uint8
+    >>> from invdiff.cli._io import to_uint8
     >>> to_uint8(np.array([[[0.0, 0.5, 2.0]]])).tolist()
     [[0, 128, 255]]
     """
@@ -180,7 +180,7 @@ def check_output_path(path, *, name: str = "--output") -> Path:
 
     Examples
     --------
-    >>> from invdiff._io import check_output_path, CLIError
+    >>> from invdiff.cli._io import check_output_path, CLIError
     >>> check_output_path("out.png").name
     'out.png'
     >>> try:
@@ -207,7 +207,7 @@ def encode_image(x, path, fmt: str | None = None) -> None:
     Examples
     --------
     >>> import numpy as np, tempfile, os
-    >>> from invdiff._io import encode_image, read_image
+    >>> from invdiff.cli._io import encode_image, read_image
     >>> path = os.path.join(tempfile.mkdtemp(), "b.png")
     >>> encode_image(np.zeros((3, 2, 2)), path)
     >>> read_image(path).shape
@@ -238,7 +238,7 @@ class AtomicWriter:
     Examples
     --------
     >>> import os, pathlib, tempfile
-    >>> from invdiff._io import AtomicWriter
+    >>> from invdiff.cli._io import AtomicWriter
     >>> d = tempfile.mkdtemp()
     >>> with AtomicWriter() as w:
     ...     w.add(os.path.join(d, "a.txt"), lambda p: pathlib.Path(p).write_text("x"))
@@ -299,7 +299,7 @@ def as_model_array(a, model, kind: str = "float"):
     Examples
     --------
     >>> import numpy as np
-    >>> from invdiff._io import as_model_array
+    >>> from invdiff.cli._io import as_model_array
     >>> as_model_array(np.zeros(2, dtype=np.uint8), object()).dtype
     dtype('float32')
     """
@@ -320,7 +320,7 @@ def to_numpy(x) -> np.ndarray:
     Examples
     --------
     >>> import numpy as np
-    >>> from invdiff._io import to_numpy
+    >>> from invdiff.cli._io import to_numpy
     >>> to_numpy(np.ones(2, dtype=np.float32)).dtype
     dtype('float64')
     """
@@ -339,7 +339,7 @@ def write_npz(path, arrays: dict) -> None:
     Examples
     --------
     >>> import numpy as np, os, tempfile
-    >>> from invdiff._io import write_npz
+    >>> from invdiff.cli._io import write_npz
     >>> path = os.path.join(tempfile.mkdtemp(), "a.part")
     >>> write_npz(path, {"x": np.ones(2)})
     >>> np.load(path)["x"].dtype
@@ -355,7 +355,7 @@ def check_device(device: str) -> None:
 
     Examples
     --------
-    >>> from invdiff._io import check_device
+    >>> from invdiff.cli._io import check_device
     >>> check_device("cpu")
     """
     import torch
@@ -376,7 +376,7 @@ def set_threads(n: int) -> None:
 
     Examples
     --------
-    >>> from invdiff._io import set_threads
+    >>> from invdiff.cli._io import set_threads
     >>> set_threads(1)
     """
     import torch
@@ -391,7 +391,7 @@ def runtime_info() -> dict:
 
     Examples
     --------
-    >>> from invdiff._io import runtime_info
+    >>> from invdiff.cli._io import runtime_info
     >>> sorted(runtime_info())
     ['cpu_count', 'python', 'torch', 'torch_threads']
     """

@@ -1,6 +1,6 @@
 """The demo's figure grid, drawn with Pillow only (no matplotlib needed).
 
-Image output, like :mod:`invdiff._io`: NumPy and Pillow are used directly here.
+Image output, like :mod:`invdiff.cli._io`: NumPy and Pillow are used directly here.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def colormap(v) -> np.ndarray:
     Examples
     --------
     >>> import numpy as np
-    >>> from invdiff._figure import colormap
+    >>> from invdiff.cli._figure import colormap
     >>> c = colormap(np.array([[0.0, 1.0]]))
     >>> c.shape, c[:, 0, 0].round(3).tolist()
     ((3, 1, 2), [0.0, 0.0, 0.016])
@@ -73,7 +73,7 @@ def draw_grid(rows, columns, path, *, tile: int = 128, title: str = "") -> None:
     Examples
     --------
     >>> import numpy as np, os, tempfile
-    >>> from invdiff._figure import draw_grid
+    >>> from invdiff.cli._figure import draw_grid
     >>> path = os.path.join(tempfile.mkdtemp(), "g.png")
     >>> draw_grid([("row", [(np.zeros((1, 4, 4)), "a"), (None, "")])], ["x", "y"], path, tile=16)
     >>> os.path.getsize(path) > 0

@@ -31,15 +31,15 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from . import baselines, measurements, metrics, operators
-from ._array_api import device_of, namespace
+from .. import baselines, measurements, metrics, operators
+from .._array_api import device_of, namespace
+from .._posterior import summarize
+from .._tasks import TASKS, build_operator, to_intensities
+from ..methods import qcs_sgm
+from ..processes import VE
+from ..random import Generator
 from ._io import CLIError, as_model_array, demo_images, encode_image, runtime_info, to_numpy
-from ._posterior import summarize
 from ._restore import Progress, load_model, sample
-from ._tasks import TASKS, build_operator, to_intensities
-from .methods import qcs_sgm
-from .processes import VE
-from .random import Generator
 
 __all__ = ["Settings", "FULL", "QUICK", "run_demo"]
 
@@ -50,7 +50,7 @@ class Settings:
 
     Examples
     --------
-    >>> from invdiff._demo import FULL, QUICK
+    >>> from invdiff.cli._demo import FULL, QUICK
     >>> FULL.dmps_steps > QUICK.dmps_steps
     True
     """
@@ -305,7 +305,7 @@ def _figure(path: Path, results, rows, models, st: Settings) -> None:
 
 
 def _report(args, st, rows, models, total) -> dict:
-    from . import __version__
+    from .. import __version__
 
     runtime = runtime_info()
 

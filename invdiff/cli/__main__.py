@@ -1,0 +1,7 @@
+"""``python -m invdiff.cli``: the ``invdiff`` command."""
+
+import sys
+
+from . import main
+
+sys.exit(main())

@@ -1,0 +1,41 @@
+r"""Published posterior-sampling methods, each with its paper's defaults.
+
+A method is a recipe: a likelihood from :mod:`invdiff.likelihoods`, an integrator from
+:mod:`invdiff.samplers`, the process that integrator needs (the model is re-expressed
+with :class:`invdiff.processes.reexpress` when it was trained under another one) and the
+hyperparameters of the paper. Every function takes a ScoreModel, the measurement and an
+``rng`` and returns the samples; with ``return_info=True`` it returns ``(samples, info)``
+where ``info`` holds the number of network evaluations (``"nfe"``), the wall time
+(``"seconds"``), the settings used and, with ``record_guidance=True``, the per-step
+guidance norms (``"guidance_norm"``, one row per step, one column per sample).
+
+=============  ===========================  ===============================================
+method         integrator                    defaults (paper)
+=============  ===========================  ===============================================
+dmps           DDPM ancestral, 1000 steps    λ = 1.75 (Meng & Kabashima, Alg. 1)
+dmps_flow      flow ODE, Euler, 50 steps     λ = 2, start t0 = 1 - 1/50 (Alg. 2)
+dps            DDPM ancestral, 1000 steps    ζ = 0.3 step on ‖y - A x̂0‖ (Chung et al.)
+dps_flow       flow ODE, Euler, 50 steps     ζ = 0.3
+pigdm          DDIM, 100 steps, η = 1        ΠGDM (Song et al. 2023)
+ot_ode         flow ODE, Euler, 50 steps     ΠGDM in the flow, t0 = 0.8, noised A⁺y start
+qcs_sgm        annealed Langevin              ε = 2e-4, K = 5, γ = 1 (Meng & Kabashima 2023)
+qcs_sgm_plus   annealed Langevin + EP         γ = 0.5 norm-matched, 5 EP iterations
+ald_cs         annealed Langevin              Jalal et al. 2021, unquantized Gaussian term
+=============  ===========================  ===============================================
+"""
+
+from .ddpm import dmps, dps, pigdm
+from .flow import dmps_flow, dps_flow, ot_ode
+from .langevin import ald_cs, qcs_sgm, qcs_sgm_plus
+
+__all__ = [
+    "dmps",
+    "dmps_flow",
+    "dps",
+    "dps_flow",
+    "pigdm",
+    "ot_ode",
+    "qcs_sgm",
+    "qcs_sgm_plus",
+    "ald_cs",
+]

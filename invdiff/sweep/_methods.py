@@ -1,0 +1,204 @@
+"""The method registry: how the sweep calls each recipe. Adding a method is one entry.
+
+A ``[methods.LABEL]`` table names a ``recipe`` (a key of :data:`METHODS`; default the label
+in lower case with ``-`` → ``_`` and ``+`` → ``_plus``, so ``DMPS-flow`` is ``dmps_flow``)
+and the recipe's keyword arguments (``steps``, ``zeta`` ...; anything else is an error).
+``tasks`` / ``data`` restrict it, ``by_task = {TASK = {zeta = 0.5}}`` overrides arguments
+for one task.
+
+* Posterior samplers on Gaussian tasks are called as ``recipe(model, op, y[, sigma_y],
+  rng=, x_init=, return_info=True, **arguments)``; every method of a dataset/task/image
+  starts from the same draw (``start``: N(0, I), or U over the data range for Langevin),
+  unless it builds its own start (``start=None``, OT-ODE's noised pseudo-inverse).
+* Quantized samplers (QCS-SGM family) get the reference's change of variables: the image
+  in ``[0, 1]`` is measured, the sampler works in the prior's range ``x = low + s u``, so it
+  sees the matrix ``A/s`` and bins shifted by ``-(low/s) A 1``; the signal-domain arguments
+  ``eps``, ``sigma_max``, ``sigma_min`` are given in ``[0, 1]`` units (the reference's) and
+  scaled by ``s²``, ``s``, ``s`` (``levels`` with them: ``VE.geometric(s σ_max, s σ_min,
+  levels)``; without them the recipe's own process).
+* Baselines (``kind="baseline"``) pick their parameter from ``grid`` by validation PSNR
+  (:func:`invdiff.baselines.select_lambda`, once per process and task), then solve the
+  test batch (only that solve is timed). On quantized tasks they work on ``u`` with the
+  dequantized values, as the reference's baselines.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import time
+from collections.abc import Callable
+
+__all__ = ["Method", "METHODS", "recipe_function", "method_arguments"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+    """How the sweep calls one recipe.
+
+    Attributes
+    ----------
+    recipe : str
+        Function name in :mod:`invdiff.methods` (``kind="posterior"``) or
+        :mod:`invdiff.baselines` (``kind="baseline"``).
+    family : str
+        Group in reports (``"DDPM"``, ``"flow"``, ``"Langevin"``, ``"sparsity"``).
+    kind : {"posterior", "baseline"}
+    measurement : {"gaussian", "quantized", "any"}
+        The tasks it takes.
+    start : {"normal", "uniform"} or None
+        The shared start draw passed as ``x_init``; ``None`` lets the recipe start itself.
+    sigma_y : bool
+        Whether the recipe takes ``sigma_y`` after ``y`` (DPS does not).
+    tuned : str or None
+        Baselines: the name of the parameter chosen on validation images.
+    requires : callable or None
+        ``requires(task) -> reason or None``: tasks it cannot take.
+    """
+
+    recipe: str
+    family: str
+    kind: str = "posterior"
+    measurement: str = "gaussian"
+    start: str | None = "normal"
+    sigma_y: bool = True
+    tuned: str | None = None
+    requires: Callable | None = None
+
+    def run(self, problem, args: dict):
+        """``(x_hat in the prior's units, info)`` for one batch; ``info``: nfe, seconds."""
+        if self.kind == "baseline":
+            return _baseline(self, problem, args)
+        if problem.quantized:
+            return _quantized(self, problem, args)
+        return _gaussian(self, problem, args)
+
+
+def _one_bit(task) -> str | None:
+    return None if task.get("bits") == 1 else "BIHT needs 1-bit measurements"
+
+
+#: The registry. The label → recipe default turns ``"PiGDM"`` into ``"pigdm"``.
+METHODS: dict[str, Method] = {
+    "dmps": Method("dmps", "DDPM"),
+    "dps": Method("dps", "DDPM", sigma_y=False),
+    "pigdm": Method("pigdm", "DDPM"),
+    "dmps_flow": Method("dmps_flow", "flow"),
+    "dps_flow": Method("dps_flow", "flow", sigma_y=False),
+    "ot_ode": Method("ot_ode", "flow", start=None),
+    "qcs_sgm": Method("qcs_sgm", "Langevin", measurement="quantized", start="uniform"),
+    "qcs_sgm_plus": Method("qcs_sgm_plus", "Langevin", measurement="quantized",
+                           start="uniform"),
+    "lasso": Method("lasso", "sparsity", kind="baseline", measurement="any", tuned="lam"),
+    "tv": Method("tv", "sparsity", kind="baseline", measurement="any", tuned="lam"),
+    "biht": Method("biht", "sparsity", kind="baseline", measurement="quantized",
+                   tuned="sparsity_k", requires=_one_bit),
+}
+
+# arguments the sweep supplies itself, or that its adapters consume
+_SUPPLIED = {"model", "op", "op_or_A", "A", "y", "y_sign", "sigma_y", "sigma", "lower", "upper",
+             "rng", "x_init", "n", "return_info", "progress", "record_guidance", "in_shape",
+             "process", "shape", "callback", "x0", "lam", "sparsity_k"}
+_EXTRA = {"posterior": {"quantized": {"sigma_max", "sigma_min", "levels"}},
+          "baseline": {"any": {"grid"}, "quantized": {"norm"}}}
+
+
+def default_recipe(label: str) -> str:
+    """``"DMPS-flow"`` → ``"dmps_flow"``, ``"QCS-SGM+"`` → ``"qcs_sgm_plus"``."""
+    return label.lower().replace("+", "_plus").replace("-", "_").replace(" ", "_")
+
+
+def recipe_function(entry: Method):
+    import invdiff as ivd
+
+    module = ivd.baselines if entry.kind == "baseline" else ivd.methods
+    return getattr(module, entry.recipe)
+
+
+def method_arguments(entry: Method) -> set[str]:
+    """The keyword arguments a spec may give this method."""
+    params = inspect.signature(recipe_function(entry)).parameters
+    names = {n for n, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+    extra = set()
+    for measurement, keys in _EXTRA[entry.kind].items():
+        if entry.measurement in (measurement, "any") or measurement == "any":
+            extra |= keys
+    return (names - _SUPPLIED) | extra
+
+
+# -- adapters ---------------------------------------------------------------------------------
+def _info(info) -> dict:
+    return {"nfe": info.get("nfe"), "seconds": info.get("seconds")}
+
+
+def _gaussian(entry, p, args):
+    fn = recipe_function(entry)
+    head = (p.model, p.op, p.y) + ((p.sigma_y,) if entry.sigma_y else ())
+    kw = {"rng": p.rng(), "return_info": True, **args}
+    if entry.start is not None:
+        kw["x_init"] = p.start(entry.start)
+    x, info = fn(*head, **kw)
+    return x, _info(info)
+
+
+def _quantized(entry, p, args):
+    import invdiff as ivd
+
+    fn = recipe_function(entry)
+    args = dict(args)
+    s = p.high - p.low
+    levels = {k: args.pop(k) for k in ("sigma_max", "sigma_min", "levels") if k in args}
+    if levels:
+        if len(levels) != 3:
+            raise ValueError("sigma_max, sigma_min and levels go together; received "
+                             f"{sorted(levels)}")
+        args["process"] = ivd.processes.VE.geometric(s * levels["sigma_max"],
+                                                     s * levels["sigma_min"], levels["levels"])
+    eps = args.pop("eps", inspect.signature(fn).parameters["eps"].default)
+    kw = {"rng": p.rng(), "in_shape": p.shape, "eps": s * s * eps, "return_info": True, **args}
+    if entry.start is not None:
+        kw["x_init"] = p.start(entry.start)
+    A_x, lower_x, upper_x = p.in_model_units()
+    x, info = fn(p.model, A_x, lower_x, upper_x, p.sigma, **kw)
+    return x, _info(info)
+
+
+def _baseline(entry, p, args):
+    fn = recipe_function(entry)
+    args = dict(args)
+    if "grid" not in args:
+        raise ValueError(f"{entry.recipe} needs grid = [...] (candidates of {entry.tuned} "
+                         "chosen on the validation images)")
+    grid = [float(v) for v in args.pop("grid")]
+    xp = p.xp
+    if p.quantized:  # the reference's baselines: u in [0, 1], dequantized values
+        A, lo, hi, width = p.A, 0.0, 1.0, 1.0
+        args.setdefault("shape", p.shape)
+        y_test = p.values
+        u_val = (p.x_val() - p.low) / (p.high - p.low)
+        truth_val, y_val = u_val, p.values_val()
+        if entry.recipe == "biht" and args.get("norm", "validation") == "validation":
+            flat = xp.reshape(u_val, (u_val.shape[0], -1))
+            args["norm"] = float(xp.mean(xp.linalg.vector_norm(flat, axis=1)))
+    else:
+        A, lo, hi, width = p.op, p.low, p.high, p.high - p.low
+        y_test, truth_val, y_val = p.y, p.x_val(), p.y_val()
+    integer = entry.tuned == "sparsity_k"
+
+    def solve(y, value):
+        value = int(round(value)) if integer else value
+        return xp.clip(fn(A, y, value, **args), lo, hi)
+
+    def tune():
+        import invdiff as ivd
+
+        return ivd.baselines.select_lambda(solve, grid, truth_val, y_val, data_range=width)[0]
+
+    value = p.memo("tuned", tune)
+    start = time.perf_counter()
+    x = solve(y_test, value)
+    seconds = time.perf_counter() - start
+    if p.quantized:
+        x = p.low + (p.high - p.low) * x
+    chosen = int(round(value)) if integer else value
+    return x, {"nfe": None, "seconds": seconds, "selected": {entry.tuned: chosen}}

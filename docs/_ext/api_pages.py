@@ -30,6 +30,7 @@ MODULES: tuple[tuple[str, str], ...] = (
     ("invdiff.baselines", "sparsity baselines (Lasso, TV, BIHT)"),
     ("invdiff.metrics", "PSNR and SSIM on any backend"),
     ("invdiff.special", "normal tails and truncated-normal moments"),
+    ("invdiff.sweep", "method x task x image sweeps, serially or on Dask (resumable)"),
     ("invdiff_models", "the torch side: top-level shortcuts"),
     ("invdiff_models.adapter", "wrap a torch network as a ScoreModel"),
     ("invdiff_models.adm", "ADM / guided-diffusion UNet"),

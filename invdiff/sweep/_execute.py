@@ -17,9 +17,10 @@ sampler       ``sampler, data, task, first id, last id``    every method (same b
 
 Metrics per image: PSNR and SSIM on ``[0, 1]`` after clipping to the data range (NaN where
 the sample has a non-finite pixel: diverged, left out of means); the data-consistency ratio
-:math:`\|y - A\hat x\|/(\sigma_y\sqrt M)` (Gaussian tasks; about 1 for a sample that fits
-the measurement as well as the truth does) or, for quantized tasks, the fraction of
-measurements whose bin contains :math:`A\hat u`; NFE and seconds of the recipe call.
+of the clipped sample, :math:`\|y - A\hat x\|/(\sigma_y\sqrt M)` (Gaussian tasks; about 1
+for a sample that fits the measurement to the noise level) or, for quantized tasks, the
+fraction of measurements whose bin contains :math:`A\hat u`; NFE, the recipe's settings and
+the seconds of the recipe call.
 """
 
 from __future__ import annotations
@@ -216,21 +217,25 @@ def scores(x_hat, x_true, low, high) -> dict:
 
 
 def consistency(p: Problem, x_hat) -> list:
-    """Gaussian: ``||y - A x||/(sigma_y sqrt(M))``; quantized: fraction of bins hit."""
+    """Per image, of the reconstruction clipped to the data range (NaN where it diverged).
+
+    Gaussian tasks: ``||y - A x||/(sigma_y sqrt(M))`` (about 1 when the sample explains ``y``
+    to the noise level); quantized tasks: the fraction of measurements whose bin holds
+    ``A u``.
+    """
     xp = p.xp
     n = x_hat.shape[0]
+    finite = xp.all(xp.isfinite(xp.reshape(x_hat, (n, -1))), axis=1)
+    x = xp.clip(xp.where(xp.isnan(x_hat), p.low, x_hat), p.low, p.high)
     if p.quantized:
-        u = (x_hat - p.low) / (p.high - p.low)
+        u = (x - p.low) / (p.high - p.low)
         z = xp.reshape(u, (n, -1)) @ xp.astype(p.A, u.dtype).T
         hit = (z >= xp.astype(p.lower, u.dtype)) & (z < xp.astype(p.upper, u.dtype))
         out = xp.mean(xp.astype(hit, xp.float64), axis=1)
     else:
-        r = xp.reshape(p.y - p.op.apply(x_hat), (n, -1))
-        M = r.shape[1]
-        out = xp.linalg.vector_norm(r, axis=1) / (p.sigma_y * math.sqrt(M))
-    v = _numpy(out)
-    ok = np.all(np.isfinite(_numpy(x_hat).reshape(n, -1)), axis=1)
-    return np.where(ok, v, np.nan).tolist()
+        r = xp.reshape(p.y - p.op.apply(x), (n, -1))
+        out = xp.linalg.vector_norm(r, axis=1) / (p.sigma_y * math.sqrt(r.shape[1]))
+    return np.where(_numpy(finite) > 0, _numpy(out), np.nan).tolist()
 
 
 # -- one unit ----------------------------------------------------------------------------------
@@ -259,6 +264,7 @@ def execute(payload: dict):
         metrics = scores(x_hat, problem.x, problem.low, problem.high)
         metrics["consistency"] = consistency(problem, x_hat)
         metrics["nfe"] = info["nfe"]
+        metrics["settings"] = info.get("settings", {})
         if "selected" in info:
             metrics["selected"] = info["selected"]
         record.update(status="ok", metrics=metrics, error=None)

@@ -54,6 +54,16 @@ class Method:
         Baselines: the name of the parameter chosen on validation images.
     requires : callable or None
         ``requires(task) -> reason or None``: tasks it cannot take.
+
+    Examples
+    --------
+    A new recipe ``ddrm(model, op, y, sigma_y, *, rng, x_init, ...)`` is one entry::
+
+        METHODS["ddrm"] = Method("ddrm", "DDPM")
+
+    >>> from invdiff.sweep import METHODS
+    >>> METHODS["dps"].family, METHODS["dps"].sigma_y, METHODS["ot_ode"].start
+    ('DDPM', False, None)
     """
 
     recipe: str
@@ -78,7 +88,8 @@ def _one_bit(task) -> str | None:
     return None if task.get("bits") == 1 else "BIHT needs 1-bit measurements"
 
 
-#: The registry. The label → recipe default turns ``"PiGDM"`` into ``"pigdm"``.
+#: The registry: recipe name → :class:`Method`. A spec's label defaults to its recipe
+#: (``"PiGDM"`` → ``"pigdm"``).
 METHODS: dict[str, Method] = {
     "dmps": Method("dmps", "DDPM"),
     "dps": Method("dps", "DDPM", sigma_y=False),
@@ -128,7 +139,16 @@ def method_arguments(entry: Method) -> set[str]:
 
 # -- adapters ---------------------------------------------------------------------------------
 def _info(info) -> dict:
-    return {"nfe": info.get("nfe"), "seconds": info.get("seconds")}
+    """NFE, seconds and the recipe's settings (its JSON-able scalars: steps, zeta ...)."""
+    settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in info.items()
+                if k not in ("nfe", "seconds", "method") and _plain(v)}
+    return {"nfe": info.get("nfe"), "seconds": info.get("seconds"), "settings": settings}
+
+
+def _plain(v) -> bool:
+    if isinstance(v, tuple):
+        return all(_plain(i) for i in v)
+    return v is None or isinstance(v, (bool, int, float, str))
 
 
 def _gaussian(entry, p, args):

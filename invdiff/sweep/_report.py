@@ -251,6 +251,19 @@ def report(out, *, write=True) -> str:
     str
         Markdown: the mean ± std table, then per data table the pivot, cost and paired
         differences.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import invdiff.sweep as sw
+    >>> spec = {"batch": 2, "priors": {"natural": {"bundled": "natural"}},
+    ...         "data": {"tiles": {"source": "natural", "prior": "natural", "test": 2}},
+    ...         "tasks": {"denoise": {"operator": "identity", "sigma_y": 0.2}},
+    ...         "methods": {"DMPS": {"steps": 2}, "DPS": {"steps": 2}}}
+    >>> out = tempfile.mkdtemp()
+    >>> _ = sw.run(spec, out, scheduler="serial", progress=False)
+    >>> print(sw.report(out).splitlines()[4])
+    | data | task | method | PSNR (dB) | SSIM | consistency | NFE | s / image | finite |
     """
     rows, manifest = rows_of(out)
     pairs = [tuple(p) for p in manifest.get("report", {}).get("pairs", [])] or None

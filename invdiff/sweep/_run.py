@@ -73,6 +73,18 @@ def run(spec, out, *, scheduler="local", workers=None, threads=None, progress=Tr
         any unit runs or any file is written.
     KeyboardInterrupt
         Re-raised after the records that arrived are written and the cluster is closed.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import invdiff.sweep as sw
+    >>> spec = {"batch": 2, "priors": {"natural": {"bundled": "natural"}},
+    ...         "data": {"tiles": {"source": "natural", "prior": "natural", "test": 2}},
+    ...         "tasks": {"sr4": {"operator": "super_resolution", "sigma_y": 0.05}},
+    ...         "methods": {"DMPS": {"steps": 2}, "DPS": {"steps": 2}}}
+    >>> summary = sw.run(spec, tempfile.mkdtemp(), scheduler="serial", progress=False)
+    >>> summary["units"], summary["computed"], summary["failed"]
+    (2, 2, 0)
     """
     sweep = load_spec(spec, base=base)
     scheduler = _check_scheduler(scheduler)

@@ -63,7 +63,22 @@ _METHOD_KEYS = {"recipe", "tasks", "data", "by_task"}
 
 @dataclasses.dataclass(frozen=True)
 class Unit:
-    """One recipe call: a method on one image batch of one task, data table and seed."""
+    """One recipe call: a method on one image batch of one task, data table and seed.
+
+    ``key`` names its record (a hash of ``spec`` and the package version); ``spec`` is what
+    the worker receives and everything its result depends on.
+
+    Examples
+    --------
+    >>> from invdiff.sweep import load_spec
+    >>> unit = load_spec({
+    ...     "priors": {"natural": {"bundled": "natural"}},
+    ...     "data": {"tiles": {"source": "natural", "prior": "natural", "test": 2}},
+    ...     "tasks": {"sr4": {"operator": "super_resolution", "sigma_y": 0.05}},
+    ...     "methods": {"DMPS": {}}}).units()[0]
+    >>> unit.method, unit.task, unit.images, sorted(unit.spec)
+    ('DMPS', 'sr4', (0, 1), ['data', 'device', 'dtype', 'images', 'method', 'prior', 'seed', 'task'])
+    """
 
     key: str
     method: str
@@ -321,7 +336,7 @@ def load_spec(spec, *, base=None) -> Sweep:
     ...                "tasks": {"t": {"operator": "identity", "sigma_y": 0.1}},
     ...                "methods": {"DMSP": {}}})
     ... except SweepError as e:
-    ...     print(str(e)[:65])
+    ...     print(str(e)[:66])
     methods.DMSP.recipe: unknown recipe 'dmsp' (from the label 'DMSP')
     """
     if isinstance(spec, Sweep):

@@ -41,157 +41,149 @@ Run ``python -m benchmarks.restoration [--quick] [--weights-dir DIR]``; writes
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 import pathlib
+import shutil
+import tempfile
 import time
 
 import numpy as np
 
-import invdiff as ivd
+import invdiff.sweep as sw
 
 from . import _images
 from ._common import RESULTS, add_run_arguments, write_results
 
-DDPM_METHODS = ("DMPS", "DPS", "PiGDM")
-FLOW_METHODS = ("DMPS-flow", "DPS-flow", "OT-ODE")
-BASELINES = ("Lasso-DCT", "TV")
-METHODS = DDPM_METHODS + FLOW_METHODS + BASELINES
 INPAINT_OBSERVED = 0.5
+#: label -> (family, recipe, the options that set its arguments). A new method is one entry
+#: here (and one in :data:`invdiff.sweep.METHODS` if its recipe is new).
+DIFFUSION = {
+    "DMPS": ("DDPM", "dmps", lambda a: {"steps": a.steps}),
+    "DPS": ("DDPM", "dps", lambda a: {"steps": a.steps, "zeta": 0.3}),
+    "PiGDM": ("DDPM", "pigdm", lambda a: {"steps": a.pigdm_steps,
+                                          **({"clip_x0": [-1.0, 1.0]} if a.pigdm_clip else {})}),
+    "DMPS-flow": ("flow", "dmps_flow", lambda a: {"steps": a.flow_steps}),
+    "DPS-flow": ("flow", "dps_flow", lambda a: {"steps": a.flow_steps, "zeta": 0.3}),
+    "OT-ODE": ("flow", "ot_ode", lambda a: {"steps": a.flow_steps}),
+}
+#: DPS's zeta per task where its configs differ from 0.3 (inpainting: 0.5)
+ZETA_BY_TASK = {"inpainting": 0.5}
+BASELINES = {
+    "Lasso-DCT": ("lasso", lambda a: {"basis": "dct", "iters": a.lasso_iters}),
+    "TV": ("tv", lambda a: {"iters": a.tv_iters}),
+}
+DDPM_METHODS = tuple(k for k, v in DIFFUSION.items() if v[0] == "DDPM")
+FLOW_METHODS = tuple(k for k, v in DIFFUSION.items() if v[0] == "flow")
+METHODS = tuple(DIFFUSION) + tuple(BASELINES)
+PAIRS = (("DMPS", "DPS"), ("DMPS", "PiGDM"), ("DMPS-flow", "DPS-flow"), ("DMPS-flow", "OT-ODE"))
 
 
-@dataclasses.dataclass
-class Task:
-    """One restoration problem: operator, noise level and DPS's step size for it."""
-
-    name: str
-    op: object
-    sigma_y: float
-    zeta: float
-
-
-def make_tasks(in_shape, like, args) -> list[Task]:
-    """The restoration tasks for images of shape ``in_shape`` (colorization needs RGB)."""
-    ops = ivd.operators
-    C = in_shape[0]
-    mask_rng = ivd.random.Generator(args.seed + 17)
-    tasks = [
-        Task("SR x4 (block)", ops.SuperResolution(4, in_shape, "block", like=like), 0.05, 0.3),
-        Task("SR x4 (bicubic)", ops.SuperResolution(4, in_shape, "bicubic", like=like), 0.05,
-             0.3),
-        Task(f"deblur (Gaussian, sigma={args.blur_sigma:g})",
-             ops.SeparableBlur.gaussian(in_shape, sigma=args.blur_sigma, like=like), 0.05, 0.3),
-        Task(f"deblur (uniform {args.blur_size}x{args.blur_size})",
-             ops.SeparableBlur.uniform(in_shape, size=args.blur_size, like=like), 0.05, 0.3),
-        Task(f"inpainting ({int(100 * INPAINT_OBSERVED)}% observed)",
-             ops.Inpainting.random(in_shape, INPAINT_OBSERVED, rng=mask_rng, like=like), 0.05,
-             0.5),
-    ]
-    if C == 3:
-        tasks.append(Task("colorization", ops.Colorization(in_shape, like=like), 0.05, 0.3))
-    tasks.append(Task("denoising", ops.Identity(in_shape, like=like), 0.5, 0.3))
-    return tasks
+def tasks(args) -> dict:
+    """The restoration tasks as sweep task tables (colorization runs on RGB data only)."""
+    b, k = args.blur_sigma, args.blur_size
+    return {
+        "sr4_block": {"title": "SR x4 (block)", "operator": "super_resolution", "factor": 4,
+                      "kind": "block", "sigma_y": 0.05},
+        "sr4_bicubic": {"title": "SR x4 (bicubic)", "operator": "super_resolution",
+                        "factor": 4, "kind": "bicubic", "sigma_y": 0.05},
+        "deblur_gaussian": {"title": f"deblur (Gaussian, sigma={b:g})",
+                            "operator": "gaussian_blur", "sigma": b, "sigma_y": 0.05},
+        "deblur_uniform": {"title": f"deblur (uniform {k}x{k})", "operator": "uniform_blur",
+                           "size": k, "sigma_y": 0.05},
+        "inpainting": {"title": f"inpainting ({int(100 * INPAINT_OBSERVED)}% observed)",
+                       "operator": "inpainting", "observed": INPAINT_OBSERVED,
+                       "sigma_y": 0.05},
+        "colorization": {"title": "colorization", "operator": "colorization", "sigma_y": 0.05},
+        "denoising": {"title": "denoising", "operator": "identity", "sigma_y": 0.5},
+    }
 
 
-# -- the methods ---------------------------------------------------------------------------
-def _diffusion(method, model, task, y, x_start, rng, args):
-    """One batch of ``method``: ``(x_hat, info)``; ``x_start`` is the shared N(0, I) draw."""
-    m, op, s = ivd.methods, task.op, task.sigma_y
-    common = {"rng": rng, "return_info": True}
-    if method == "DMPS":
-        return m.dmps(model, op, y, s, x_init=x_start, steps=args.steps, **common)
-    if method == "DPS":
-        return m.dps(model, op, y, x_init=x_start, steps=args.steps, zeta=task.zeta, **common)
-    if method == "PiGDM":
-        clip = (-1.0, 1.0) if args.pigdm_clip else None
-        return m.pigdm(model, op, y, s, x_init=x_start, steps=args.pigdm_steps, clip_x0=clip,
-                       **common)
-    if method == "DMPS-flow":
-        return m.dmps_flow(model, op, y, s, x_init=x_start, steps=args.flow_steps, **common)
-    if method == "DPS-flow":
-        return m.dps_flow(model, op, y, x_init=x_start, steps=args.flow_steps, zeta=task.zeta,
-                          **common)
-    if method == "OT-ODE":  # its own start: the noised pseudo-inverse at t0 = 0.8
-        return m.ot_ode(model, op, y, s, steps=args.flow_steps, **common)
-    raise ValueError(f"method must be one of {DDPM_METHODS + FLOW_METHODS}; received {method!r}")
+def spec(args, datasets) -> dict:
+    """The benchmark as a sweep spec (:mod:`invdiff.sweep`): one prior per dataset, every
+    task, every method of ``--methods`` at the options' settings."""
+    priors, data = {}, {}
+    for name in datasets:
+        priors[name] = ({"weights_dir": str(args.weights_dir)} if args.weights_dir
+                        else {"bundled": name})
+        if name == "mnist":
+            data[name] = {"prior": name, "source": "mnist", "dir": str(args.data_dir),
+                          "test": args.n_test, "val": args.n_val}
+        else:
+            data[name] = {"prior": name, "source": "natural"}
+    methods = {}
+    for label in args.methods:
+        if label in DIFFUSION:
+            _, recipe, settings = DIFFUSION[label]
+            methods[label] = {"recipe": recipe, **settings(args)}
+            if "zeta" in methods[label]:
+                methods[label]["by_task"] = {t: {"zeta": z} for t, z in ZETA_BY_TASK.items()}
+        else:
+            recipe, settings = BASELINES[label]
+            methods[label] = {"recipe": recipe, "grid": list(args.lambdas), **settings(args)}
+    return {"name": args.stem or "restoration", "seed": args.seed, "batch": args.batch,
+            "device": args.device, "dtype": "float32", "samples": True,
+            "priors": priors, "data": data, "tasks": tasks(args), "methods": methods,
+            "report": {"pairs": [list(p) for p in PAIRS
+                                 if p[0] in args.methods and p[1] in args.methods]}}
 
 
-def run_diffusion(method, model, task, y, x_start, args):
-    """All test images of ``method`` in batches of ``args.batch``: ``(x_hat, nfe, seconds)``."""
-    import torch
+# -- rows of the engine's records ----------------------------------------------------------
+def collect(out, args, lpips_on):
+    """``(rows, examples)`` in the benchmark's format from the sweep's records."""
+    from invdiff.sweep import _report, _store
 
-    outs, nfe, seconds = [], None, 0.0
-    for k, b0 in enumerate(range(0, y.shape[0], args.batch)):
-        sl = slice(b0, b0 + args.batch)
-        rng = ivd.random.Generator(args.seed * 1_000_003 + 7919 * k)  # same stream per method
-        x, info = _diffusion(method, model, task, y[sl], x_start[sl], rng, args)
-        outs.append(x)
-        nfe = info["nfe"] if nfe is None else nfe
-        seconds += info["seconds"]
-    return torch.cat(outs), nfe, seconds
-
-
-def run_baseline(method, task, x_val, y_val, y_test, args):
-    """Lasso-DCT or TV with λ chosen on validation: ``(x_hat, lam, seconds)``."""
-    import torch
-
-    op = task.op
-    if method == "Lasso-DCT":
-        def solve(y, lam):
-            return torch.clamp(ivd.baselines.lasso(op, y, lam, basis="dct",
-                                                   iters=args.lasso_iters), -1, 1)
-    else:
-        def solve(y, lam):
-            return torch.clamp(ivd.baselines.tv(op, y, lam, iters=args.tv_iters), -1, 1)
-    return _images.tune_and_solve(solve, args.lambdas, x_val, y_val, y_test, data_range=2.0)
-
-
-# -- one dataset ----------------------------------------------------------------------------
-def run_dataset(dataset, model, x_val, x_test, args, lpips_on):
-    """Every task and method on one dataset: (rows, examples)."""
-    in_shape = tuple(x_test.shape[1:])
+    manifest = _store.read_manifest(out)
+    first = {}  # (dataset, task, method) -> key of the unit holding the first test image
+    for u in manifest["units"]:
+        first.setdefault((u["data"], u["task"], u["method"]), u["key"])
     rows, examples = [], {}
-    for ti, task in enumerate(make_tasks(in_shape, x_test, args)):
-        # one noise draw per task and image, shared by every method
-        noise_rng = ivd.random.Generator(args.seed + 101 * (ti + 1))
-        y_test = task.op.apply(x_test)
-        y_test = y_test + task.sigma_y * noise_rng.normal(tuple(y_test.shape), like=x_test)
-        y_val = task.op.apply(x_val)
-        y_val = y_val + task.sigma_y * noise_rng.normal(tuple(y_val.shape), like=x_val)
-        x_start = ivd.random.Generator(args.seed + 3).normal(tuple(x_test.shape), like=x_test)
-        examples[task.name] = {"truth": x_test[0]}
-        for method in args.methods:
-            lam = None
-            if method in BASELINES:
-                x_hat, lam, seconds = run_baseline(method, task, x_val, y_val, y_test, args)
-                nfe = None
-            else:
-                x_hat, nfe, seconds = run_diffusion(method, model, task, y_test, x_start, args)
-            rows.append(_row(dataset, task, method, x_hat, x_test, nfe, seconds, lam, lpips_on))
-            examples[task.name][method] = x_hat[0]
-            r = rows[-1]
-            print(f"  {dataset:7s} {task.name:28s} {method:10s} PSNR {r['psnr_mean']:6.2f} "
-                  f"SSIM {r['ssim_mean']:.3f}  {r['seconds_per_image']:.2f} s/img", flush=True)
+    truths = {}
+    for r in _report.rows_of(out)[0]:
+        ds, task, method = r["dataset"], r["task"], r["method"]
+        if r["failed"] or r["missing"]:
+            raise SystemExit(f"{ds}/{task}/{method}: {r['failed']} failed, {r['missing']} "
+                             f"missing units: {'; '.join(r['errors'])}")
+        rec = _store.read_record(out, first[(ds, r["task_key"], method)])
+        settings = rec["metrics"].get("settings", {})
+        lam = r["selected"][0]["lam"] if r["selected"] else None
+        row = {"dataset": ds, "task": task, "method": method,
+               "family": DIFFUSION[method][0] if method in DIFFUSION else "sparsity",
+               "sigma_y": rec["spec"]["task"]["sigma_y"], "zeta": settings.get("zeta"),
+               "settings": settings, "lambda": lam, "psnr_mean": r["psnr_mean"],
+               "psnr_std": r["psnr_std"], "ssim_mean": r["ssim_mean"],
+               "ssim_std": r["ssim_std"], "consistency_mean": r["consistency_mean"],
+               "consistency_std": r["consistency_std"], "n": r["n"],
+               "n_finite": r["n_finite"], "nfe": r["nfe"],
+               "seconds_per_image": r["seconds_per_image"], "psnr": r["psnr"],
+               "ssim": r["ssim"], "consistency": r["consistency"]}
+        samples = _store.read_samples(out, rec["key"])
+        if ds not in truths:
+            truths[ds] = _truths(rec["spec"]["data"], args)
+        if lpips_on:
+            keys = [u["key"] for u in manifest["units"]
+                    if (u["data"], u["task"], u["method"]) == (ds, r["task_key"], method)]
+            x_hat = np.concatenate([_store.read_samples(out, k) for k in keys])
+            v = _images.lpips_scores(x_hat, truths[ds][:len(x_hat)], -1.0, 1.0)
+            row["lpips_mean"], row["lpips_std"] = _images.mean_std(v)
+        rows.append(row)
+        examples.setdefault(ds, {}).setdefault(task, {"truth": truths[ds][0]})[method] = (
+            samples[0])
+        print(f"  {ds:7s} {task:28s} {method:10s} PSNR {row['psnr_mean']:6.2f} "
+              f"SSIM {row['ssim_mean']:.3f} fit {row['consistency_mean']:5.2f} "
+              f"{row['seconds_per_image']:.2f} s/img", flush=True)
     return rows, examples
 
 
-def _row(dataset, task, method, x_hat, x_true, nfe, seconds, lam, lpips_on):
-    s = _images.image_scores(x_hat, x_true, -1.0, 1.0)
-    n = int(x_true.shape[0])
-    psnr_m, psnr_s = _images.mean_std(s["psnr"])
-    ssim_m, ssim_s = _images.mean_std(s["ssim"])
-    row = {"dataset": dataset, "task": task.name, "method": method,
-           "family": ("DDPM" if method in DDPM_METHODS else
-                      "flow" if method in FLOW_METHODS else "sparsity"),
-           "sigma_y": task.sigma_y, "zeta": task.zeta if "DPS" in method else None,
-           "lambda": lam, "psnr_mean": psnr_m, "psnr_std": psnr_s, "ssim_mean": ssim_m,
-           "ssim_std": ssim_s, "n": n, "n_finite": int(s["finite"].sum()), "nfe": nfe,
-           "seconds_per_image": seconds / n, "psnr": s["psnr"].tolist(),
-           "ssim": s["ssim"].tolist()}
-    if lpips_on:
-        v = _images.lpips_scores(x_hat, x_true, -1.0, 1.0)
-        row["lpips_mean"], row["lpips_std"] = _images.mean_std(v)
-    return row
+def _truths(data, args):
+    """The test images of a dataset in [-1, 1] (NumPy), in the sweep's order."""
+    from invdiff.sweep import _data
+
+    table = {k: v for k, v in data.items() if k != "name"}
+    if table["source"] == "mnist":
+        table.update(test=args.n_test, val=args.n_val)
+    info = _data.describe(data["name"], table, ".")
+    raw, scale = _data.images(data["name"], table, ".", info.test, "test")
+    return raw / (scale / 2.0) - 1.0
 
 
 # -- output ---------------------------------------------------------------------------------
@@ -250,7 +242,7 @@ def plot(rows, examples, stem, directory):
     for ds, per_task in examples.items():
         for task, images in per_task.items():
             for j, key in enumerate(("truth",) + methods):
-                img = images[key].detach().cpu().float().numpy()
+                img = np.asarray(images[key], dtype=np.float64)
                 img = np.clip((np.nan_to_num(img, nan=-1.0) + 1) / 2, 0, 1).transpose(1, 2, 0)
                 ax = axes[i, j]
                 ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0,
@@ -290,6 +282,14 @@ def parse(argv=None):
                    help="clip ΠGDM's x̂0 to [-1, 1] (its paper does not; DMPS does)")
     p.add_argument("--blur-sigma", type=float, default=1.5)
     p.add_argument("--blur-size", type=int, default=5)
+    p.add_argument("--scheduler", default="serial",
+                   help="where the units run (invdiff.sweep): serial (default), local (a Dask "
+                        "LocalCluster) or tcp://HOST:PORT (an existing Dask scheduler)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="worker processes of --scheduler local (default: one per core)")
+    p.add_argument("--sweep-dir", default=None,
+                   help="keep the sweep's records here (a rerun resumes; default: a temporary "
+                        "folder, removed)")
     add_run_arguments(p, "restoration")
     args = p.parse_args(argv)
     args.methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
@@ -312,37 +312,39 @@ def main(argv=None):
     args = parse(argv)
     torch = _images.setup_torch(args.threads)
     start = time.perf_counter()
-    data_dir = args.data_dir or _images.default_mnist_dir()
+    args.data_dir = args.data_dir or _images.default_mnist_dir()
     lpips_note = _images.lpips_status()
     lpips_on = lpips_note == "available"
-    rows, examples, sources, skipped, partial = [], {}, {}, [], []
+    datasets, sources, skipped, partial = [], {}, [], []
     for dataset in [d.strip() for d in args.datasets.split(",") if d.strip()]:
         model, source = _images.load_prior(dataset, args.weights_dir, args.device)
         if model is None:
             skipped.append(f"{dataset}: {source}")
             continue
-        if dataset == "mnist":
-            if not _images.mnist_available(data_dir):
-                skipped.append(f"mnist: no MNIST data in {data_dir}")
-                continue
-            x_val, x_test = _images.mnist_split(data_dir, args.n_val, args.n_test,
-                                                dtype=torch.float32, device=args.device)
-        else:
-            split = _images.natural_split(dtype=torch.float32, device=args.device)
-            if split is None:
-                skipped.append("natural: invdiff/data/demo_images.npz lacks the held-out crops")
-                continue
-            x_val, x_test = split
+        if dataset == "mnist" and not _images.mnist_available(args.data_dir):
+            skipped.append(f"mnist: no MNIST data in {args.data_dir}")
+            continue
+        if dataset == "natural" and _images.natural_split(dtype=torch.float32) is None:
+            skipped.append("natural: invdiff/data/demo_images.npz lacks the held-out crops")
+            continue
+        datasets.append(dataset)
         sources[dataset] = source
         if _images.is_partial(model):
             partial.append(dataset)
-        print(f"{dataset}: prior {source}; {len(x_val)} validation, {len(x_test)} test images",
-              flush=True)
-        r, ex = run_dataset(dataset, model, x_val, x_test, args, lpips_on)
-        rows += r
-        examples[dataset] = ex
-    if not rows:
+        print(f"{dataset}: prior {source}", flush=True)
+    if not datasets:
         raise SystemExit("nothing to run: " + "; ".join(skipped))
+    out = pathlib.Path(args.sweep_dir) if args.sweep_dir else pathlib.Path(
+        tempfile.mkdtemp(prefix="restoration-sweep-"))
+    try:
+        summary = sw.run(spec(args, datasets), out, scheduler=args.scheduler,
+                         workers=args.workers, threads=args.threads)
+        print(f"sweep: {summary['units']} units ({summary['done_before']} done before, "
+              f"{summary['computed']} computed) in {out}", flush=True)
+        rows, examples = collect(out, args, lpips_on)
+    finally:
+        if not args.sweep_dir:
+            shutil.rmtree(out, ignore_errors=True)
     wall = time.perf_counter() - start
     stem = args.stem or "restoration" + ("-quick" if args.quick else "")
     header, tab = table(rows, lpips_on)
@@ -356,7 +358,7 @@ def main(argv=None):
                 "blur_size": args.blur_size, "inpainting_observed": INPAINT_OBSERVED,
                 "priors": sources, "skipped": skipped, "torch_threads": torch.get_num_threads(),
                 "device": args.device, "lpips": lpips_note, "methods": list(args.methods),
-                "pigdm_clip_x0": args.pigdm_clip}
+                "pigdm_clip_x0": args.pigdm_clip, "scheduler": args.scheduler}
     notes = _notes(args, sources, skipped, lpips_note, partial, rows)
     directory = pathlib.Path(args.results_dir) if args.results_dir else RESULTS
     directory.mkdir(parents=True, exist_ok=True)

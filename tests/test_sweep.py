@@ -257,3 +257,30 @@ def test_interrupted_client_on_a_cluster_resumes(tiny):
     assert summary["done_before"] == 3 and summary["computed"] == 16 - 3
     sw.run(spec, base / "serial", scheduler="serial", base=base, progress=False)
     assert _records(base / "serial") == _records(base / "dask")
+
+
+def test_quantized_task_change_of_variables_and_shared_matrix(tiny):
+    """The sampler's likelihood in prior units is the measured one: with no noise, A/s x
+    lands in the shifted bins for every measurement; 1- and 2-bit tasks share the matrix."""
+    from invdiff.sweep import _execute, _priors
+
+    spec, base = tiny
+    spec["tasks"] = {f"cs{b}": {"operator": "gaussian_matrix", "M": 64, "sigma": 0.0, "bits": b}
+                     for b in (1, 2)}
+    spec["methods"] = {"QCS-SGM": {"levels": 5, "sigma_max": 1.0, "sigma_min": 0.01}}
+    units = sw.load_spec(spec, base=base).units()
+    problems = []
+    for u in units[::2]:  # the first batch of each task
+        prior = u.spec["prior"]
+        model = _priors.load_prior(prior["name"], prior["spec"], str(base), "cpu")
+        problems.append(_execute.Problem(u.spec, str(base), model, "numpy", "cpu"))
+    for p in problems:
+        A_x, lower, upper = p.in_model_units()
+        z = p.x.reshape(len(p.x), -1) @ A_x.T
+        assert np.all((z >= lower - 1e-12) & (z < upper + 1e-12))
+        assert _execute.consistency(p, p.x) == pytest.approx([1.0] * len(p.x), abs=0.02)
+    assert np.array_equal(problems[0].A, problems[1].A)
+    spec["tasks"]["cs1"]["sigma"] = 0.05  # the recipe itself needs noise
+    unit = sw.load_spec(spec, base=base).units()[0]
+    record, _ = _execute.execute({"key": "k", "spec": unit.spec, "base": str(base)})
+    assert record["status"] == "ok", record["error"]

@@ -9,7 +9,8 @@ Random streams (see :mod:`invdiff.sweep._keys`), each a child of the sweep ``see
 ============  ===========================================  ==================================
 stream        spawn key                                     shared by
 ============  ===========================================  ==================================
-operator      ``operator, data, task``                      every method and image batch
+operator      ``operator, data, operator table``            every method, batch, and every
+                                                            task with that operator table
 noise         ``noise, data, task, split, image id``        every method and batch size
 start         ``start, data, kind, image id``               every method and task
 sampler       ``sampler, data, task, first id, last id``    every method (same batch)
@@ -49,7 +50,12 @@ def _generator(seed, *path):
 
 # -- the random draws (module functions: one place to read how every stream is keyed) --------
 def operator_rng(spec):
-    return _generator(spec["seed"], "operator", spec["data"]["name"], spec["task"]["name"])
+    """The stream of a random mask or matrix: tasks that differ only in their measurement
+    (noise level, bits) share the operator, e.g. one matrix for 1, 2 and 3 bits."""
+    from ._tasks import operator_table
+
+    return _generator(spec["seed"], "operator", spec["data"]["name"],
+                      canonical(operator_table(spec["task"])))
 
 
 def noise(spec, split, ids, shape, like):
@@ -145,10 +151,11 @@ class Problem:
         return xp.stack(values), xp.stack(lower), xp.stack(upper)
 
     def in_model_units(self):
-        """The quantized likelihood for ``x = low + s u``: ``A/s``, bins minus ``low/s A 1``."""
+        """The same likelihood for ``x = low + s u``: ``A u = (A/s) x - (low/s) A 1``, so the
+        sampler sees the matrix ``A/s`` and the bins plus ``(low/s) A 1``."""
         s = self.high - self.low
         shift = self.low / s * self.xp.sum(self.A, axis=1)
-        return self.A / s, self.lower - shift, self.upper - shift
+        return self.A / s, self.lower + shift, self.upper + shift
 
     # shared draws
     def rng(self):

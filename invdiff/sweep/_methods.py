@@ -12,7 +12,9 @@ for one task.
   unless it builds its own start (``start=None``, OT-ODE's noised pseudo-inverse).
 * Quantized samplers (QCS-SGM family) get the reference's change of variables: the image
   in ``[0, 1]`` is measured, the sampler works in the prior's range ``x = low + s u``, so it
-  sees the matrix ``A/s`` and bins shifted by ``-(low/s) A 1``; the signal-domain arguments
+  sees the matrix ``A/s`` and bins shifted by ``(low/s) A 1`` (``A u = (A/s) x - (low/s) A
+  1``; for ``[-1, 1]``: ``A/2`` and ``-A1/2``, an exact change of variables of the same
+  likelihood); the signal-domain arguments
   ``eps``, ``sigma_max``, ``sigma_min`` are given in ``[0, 1]`` units (the reference's) and
   scaled by ``s²``, ``s``, ``s`` (``levels`` with them: ``VE.geometric(s σ_max, s σ_min,
   levels)``; without them the recipe's own process).

@@ -155,6 +155,9 @@ def _cell(r, best=False):
 def paired(ra, rb, key="psnr") -> str:
     """``"mean ± 95 % CI (wins/n)"`` of ``ra - rb`` over the images both have finite.
 
+    Images are matched by their ``ids`` (``[seed, image]``), or by position in rows
+    without ids (the benchmarks' JSON rows, where every method has the same images).
+
     Examples
     --------
     >>> from invdiff.sweep._report import paired
@@ -163,10 +166,11 @@ def paired(ra, rb, key="psnr") -> str:
     >>> paired(a, b)
     '+0.83 ± 1.42 (2/3)'
     """
-    vb = {tuple(i): v for i, v in zip(rb["ids"], rb[key], strict=True)}
-    d = np.asarray([v - vb[tuple(i)] for i, v in zip(ra["ids"], ra[key], strict=True)
-                    if tuple(i) in vb],
-                   dtype=np.float64)
+    ids_a = ra.get("ids") or [[0, i] for i in range(len(ra[key]))]  # rows without ids:
+    ids_b = rb.get("ids") or [[0, i] for i in range(len(rb[key]))]  # images in the same order
+    vb = {tuple(i): v for i, v in zip(ids_b, rb[key], strict=True)}
+    d = np.asarray([v - vb[tuple(i)] for i, v in zip(ids_a, ra[key], strict=True)
+                    if tuple(i) in vb], dtype=np.float64)
     d = d[np.isfinite(d)]
     if d.size < 2:
         return "-"

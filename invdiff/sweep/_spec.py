@@ -76,8 +76,10 @@ class Unit:
     ...     "data": {"tiles": {"source": "natural", "prior": "natural", "test": 2}},
     ...     "tasks": {"sr4": {"operator": "super_resolution", "sigma_y": 0.05}},
     ...     "methods": {"DMPS": {}}}).units()[0]
-    >>> unit.method, unit.task, unit.images, sorted(unit.spec)
-    ('DMPS', 'sr4', (0, 1), ['data', 'device', 'dtype', 'images', 'method', 'prior', 'seed', 'task'])
+    >>> unit.method, unit.task, unit.images
+    ('DMPS', 'sr4', (0, 1))
+    >>> sorted(unit.spec)
+    ['data', 'device', 'dtype', 'images', 'method', 'prior', 'seed', 'task']
     """
 
     key: str

@@ -22,7 +22,9 @@ Quantized compressed-sensing tasks (``bits``, ``sigma``): the image in ``[0, 1]`
 with the per-image quantizer of :meth:`invdiff.measurements.Quantizer.from_data`, and the
 matrix is one of ``gaussian_matrix`` (``M``), ``ill_conditioned_matrix`` (``M`` and
 ``kappa``, the QCS-SGM+ ratio of *squared* singular values, or ``cond`` = the ratio of
-singular values) or ``correlated_matrix`` (``M``, ``rho``), drawn from the seed.
+singular values) or ``correlated_matrix`` (``M``, ``rho``), drawn from the seed. Random
+operators (masks, matrices) are shared by the tasks whose operator tables are equal: the
+1-, 2- and 3-bit tasks of one matrix see the same matrix.
 
 Every task may also say ``title`` (its name in tables), ``data`` (the data tables it runs on)
 and ``max_images`` (only the first test images, e.g. for an expensive part of a sweep).
@@ -116,6 +118,19 @@ def _nonnegative(where, key, v):
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v)
                                                                       and v >= 0):
         raise SweepError(f"{where}.{key} must be a finite number >= 0; received {v!r}")
+
+
+def operator_table(task: dict) -> dict:
+    """The entries of ``task`` that define its operator (not its noise, bits or labels).
+
+    Examples
+    --------
+    >>> from invdiff.sweep._tasks import operator_table
+    >>> operator_table({"operator": "gaussian_matrix", "M": 200, "bits": 2, "sigma": 0.05})
+    {'operator': 'gaussian_matrix', 'M': 200}
+    """
+    return {k: v for k, v in task.items()
+            if (k not in _COMMON and k != "name") or k == "operator"}
 
 
 def applicable(task: dict, shape) -> str | None:

@@ -165,7 +165,7 @@ def main(argv=None):
     table = [[r["run"], f"{r['units_per_second']:.3f}", f"{r['seconds_per_unit']:.3f}",
               f"{100 * r['overhead']:+.1f}%", "-" if r["speedup"] is None
               else f"{r['speedup']:.2f}x"] for r in rows]
-    settings = {"units": args.units, "batch": args.batch, "steps": args.steps,
+    settings = {"seed": 0, "units": args.units, "batch": args.batch, "steps": args.steps,
                 "task": "SR x4 block, sigma_y = 0.05", "method": "DMPS",
                 "prior": "bundled mnist", "torch_threads_per_worker": 1,
                 "workers": args.workers, "cpu_count": os.cpu_count(),

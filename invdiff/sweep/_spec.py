@@ -183,7 +183,7 @@ class Sweep:
                                     "dtype": self.dtype}
                             if METHODS[m["recipe"]].kind == "baseline":
                                 spec["val"] = list(info.val)
-                            key = unit_key(spec, invdiff.__version__)
+                            key = unit_key(_identity(spec), invdiff.__version__)
                             units.append(Unit(key, label, tname, dname, seed, batch, spec))
                             seen.add(key)
         if not units:
@@ -224,6 +224,14 @@ class Sweep:
 
     def family(self, label: str) -> str:
         return METHODS[self.methods[label]["recipe"]].family
+
+
+def _identity(spec: dict) -> dict:
+    """What names a unit's result: its spec without where the MNIST file lies on this
+    machine (a cluster node may keep it elsewhere)."""
+    if "dir" not in spec["data"]:
+        return spec
+    return {**spec, "data": {k: v for k, v in spec["data"].items() if k != "dir"}}
 
 
 def _data_identity(dspec: dict) -> dict:

@@ -39,8 +39,8 @@ def mnist_candidates(explicit=None) -> list[Path]:
     """Folders that may hold :data:`MNIST_FILE`, in the order they are tried.
 
     ``explicit`` (a ``--data-dir`` value other than ``"auto"``) is the only candidate when
-    given; otherwise ``$INVDIFF_MNIST_DIR``, then ``shared/data/mnist`` one and two levels
-    above the repository checkout and above the working directory (the layout
+    given, else ``$INVDIFF_MNIST_DIR`` when set; otherwise ``shared/data/mnist`` one and two
+    levels above the repository checkout and above the working directory (the layout
     ``<work>/<checkout>`` next to ``<work>/shared``, and worktrees one level deeper).
 
     Examples
@@ -53,12 +53,11 @@ def mnist_candidates(explicit=None) -> list[Path]:
     """
     if explicit is not None and explicit != "auto":
         return [Path(explicit)]
-    out = []
     env = os.environ.get("INVDIFF_MNIST_DIR")
-    if env:
-        out.append(Path(env))
-    repo = Path(__file__).resolve().parents[2]
-    for base in (repo, Path.cwd().resolve()):
+    if env:  # the user said where: no guessing elsewhere
+        return [Path(env)]
+    out = []
+    for base in _search_bases():
         for above in (base.parent, base.parent.parent):
             out.append(above / "shared" / "data" / "mnist")
     seen, unique = set(), []
@@ -67,6 +66,11 @@ def mnist_candidates(explicit=None) -> list[Path]:
             seen.add(p)
             unique.append(p)
     return unique
+
+
+def _search_bases() -> list[Path]:
+    """The repository checkout this package runs from, and the working directory."""
+    return [Path(__file__).resolve().parents[2], Path.cwd().resolve()]
 
 
 def find_mnist(explicit=None) -> Path | None:
@@ -98,7 +102,8 @@ def mnist_hint(explicit=None, option: str = "--data-dir") -> str:
     if explicit is not None and explicit != "auto":
         return f"{option}: no {MNIST_FILE} in {str(explicit)!r}; {todo}"
     looked = ", ".join(str(p) for p in mnist_candidates())
-    return f"{option}: MNIST not found (looked for {MNIST_FILE} in {looked}); {todo}"
+    env = " ($INVDIFF_MNIST_DIR)" if os.environ.get("INVDIFF_MNIST_DIR") else ""
+    return f"{option}: MNIST not found (looked for {MNIST_FILE} in {looked}{env}); {todo}"
 
 
 def demo_images() -> dict:

@@ -279,9 +279,9 @@ def network_peak(model, shape, batch: int, *, grad: bool) -> int | None:
     >>> net = torch.nn.Conv2d(3, 3, 3, padding=1)
     >>> model = TorchScoreModel(net, ivd.processes.VP.linear(), "eps",
     ...                         forward=lambda n, x, t: n(x))
-    >>> n = network_peak(model, (3, 64, 64), 2, grad=False)  # the output: 2 x 3 x 64 x 64
-    >>> n / (2 * 3 * 64 * 64 * 4)  # floats, times the allocator's margin
-    1.3
+    >>> n = network_peak(model, (3, 64, 64), 2, grad=False)
+    >>> round(n / (2 * 3 * 64 * 64 * 4), 2)  # input and output, times the allocator's margin
+    2.6
     """
     import torch
     from torch.func import functional_call
@@ -327,8 +327,8 @@ def sample_bytes(shape, batch: int, samples: int, itemsize: int = 4) -> int:
     Examples
     --------
     >>> from invdiff.cli._budget import sample_bytes
-    >>> sample_bytes((1, 2, 2), 1, 1)
-    128
+    >>> sample_bytes((1, 2, 2), 1, 1)  # 4 bytes x 4 pixels x (12 state images + 4 stored)
+    256
     """
     n = math.prod(shape)
     # the samples on the device, a sorted copy for the quantiles, float64 host copies

@@ -356,10 +356,13 @@ def _plan(args, model, shape, K: int, steps: int, like) -> _budget.Plan:
     device = getattr(model, "device", None)
     available = _budget.available_memory(device) if device is not None else None
 
+    peaks = {}
+
     def plan(b):
-        net = _budget.network_peak(model, shape, b, grad=grad)
-        peak = None if net is None else net + _budget.sample_bytes(shape, b, K)
-        return _budget.Plan(b, math.ceil(K / b), steps, peak, available)
+        if b not in peaks:  # each estimate runs the network once on the meta device
+            net = _budget.network_peak(model, shape, b, grad=grad)
+            peaks[b] = None if net is None else net + _budget.sample_bytes(shape, b, K)
+        return _budget.Plan(b, math.ceil(K / b), steps, peaks[b], available)
 
     if args.batch_size is not None:
         chosen = plan(min(args.batch_size, K))

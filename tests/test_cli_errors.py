@@ -250,6 +250,14 @@ def test_restore_bad_input_file(kind, weights, work, capsys):
         assert "non-finite" in err
 
 
+def test_restore_unreadable_input(weights, work, capsys):
+    if os.geteuid() == 0:
+        pytest.skip("root reads files without read permission")
+    (work / "in.png").chmod(0o000)
+    assert_one_line_error(_restore_argv(weights), capsys, work, command="restore",
+                          names="--input")
+
+
 @pytest.mark.parametrize("kind", ["missing", "text", "nan-tiff", "size", "black"])
 def test_restore_bad_mask(kind, weights, work, capsys):
     if kind == "size":
@@ -264,7 +272,7 @@ def test_restore_bad_mask(kind, weights, work, capsys):
 
 # ------------------------------------------------------------------------------ output files
 @pytest.mark.parametrize("kind", ["suffix", "no-folder", "is-folder", "std-is-folder",
-                                  "proc", "read-only"])
+                                  "npz-is-folder", "empty", "dot", "proc", "read-only"])
 def test_restore_bad_output_checked_before_sampling(kind, weights, work, capsys, monkeypatch):
     extra = []
     if kind == "suffix":
@@ -277,6 +285,13 @@ def test_restore_bad_output_checked_before_sampling(kind, weights, work, capsys,
     elif kind == "std-is-folder":
         (work / "out_std.png").mkdir()
         out, extra = work / "out.png", ["--samples", "2"]
+    elif kind == "npz-is-folder":
+        (work / "out_posterior.npz").mkdir()
+        out, extra = work / "out.png", ["--npz"]
+    elif kind == "empty":
+        out = ""
+    elif kind == "dot":
+        out = "."
     elif kind == "proc":  # a folder nobody can create files in, root included
         out = pathlib.Path("/proc/invdiff-out.png")
     else:
@@ -449,6 +464,24 @@ def test_restore_refuses_what_cannot_fit(weights, work, capsys, monkeypatch):
     assert "512x512" in err and "--force" in err and "smaller image" in err
 
 
+def test_restore_refuses_absurd_sample_counts(weights, work, capsys):
+    """10^9 samples of a 32x32 image cannot be stored (petabytes): refused before any work."""
+    assert_one_line_error(_restore_argv(weights, "--samples", "1000000000"), capsys, work,
+                          command="restore", names="--samples")
+
+
+def test_sample_refuses_batch_size_zero_instead_of_looping():
+    """The runner itself (not only the option) refuses a batch size that never ends."""
+    import invdiff as ivd
+    from invdiff.cli._restore import sample
+
+    prior = ivd.priors.GaussianPrior(np.zeros(4), np.eye(4), process=ivd.processes.VP.linear())
+    op = ivd.operators.DenseMatrix(np.eye(2, 4))
+    for bad in (0, -1, 1.5):
+        with pytest.raises(ValueError, match="batch_size"):
+            sample("dmps", prior, op, np.zeros(2), 0.1, n=2, steps=2, batch_size=bad)
+
+
 def test_restore_suggests_a_batch_size_that_fits(weights, work, capsys, monkeypatch):
     shape = (3, 32, 32)
     one = _budget.network_peak(_load(weights), shape, 1, grad=False) + _budget.sample_bytes(
@@ -498,6 +531,13 @@ def test_demo_bad_options(extra, names, weights, work, capsys):
     if "--weights-dir" not in extra:
         argv += ["--weights-dir", weights]
     assert_one_line_error(argv, capsys, work, command="demo", names=names)
+
+
+def test_demo_broken_weights_dir(tmp_path_factory, work, capsys):
+    folder = _broken_weights("truncated", tmp_path_factory.mktemp("broken"))
+    assert_one_line_error(["demo", "--quick", "--no-progress", "--weights-dir", folder, "--out",
+                           str(work / "demo")], capsys, work, command="demo",
+                          names="--weights-dir")
 
 
 @pytest.mark.parametrize("kind", ["out-is-file", "out-under-file", "out-in-proc", "mnist-empty",

@@ -338,6 +338,8 @@ def check_output_path(path, *, name: str = "--output", extra=()) -> Path:
     from PIL import Image
 
     path = Path(path)
+    if not path.name or path.name in (".", ".."):
+        raise CLIError(f"{name}: needs a file name such as out.png; received {str(path)!r}")
     suffix = path.suffix.lower()
     if suffix not in IMAGE_SUFFIXES:
         raise CLIError(f"{name}: unknown image type {path.suffix!r} for {str(path)!r}; use one "

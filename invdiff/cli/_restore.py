@@ -143,6 +143,9 @@ def sample(method: str, model, op, y, sigma_y: float, *, n: int, steps=None, rng
 
     if method not in METHODS:
         raise CLIError(f"--method must be one of {sorted(METHODS)}; received {method!r}")
+    for name, value in (("n", n), ("batch_size", batch_size)):
+        if isinstance(value, bool) or int(value) != value or value < 1:
+            raise ValueError(f"{name} must be a positive integer; received {value!r}")
     rng = rng if rng is not None else Generator()
     start = time.perf_counter()
     if method == "tv":
@@ -283,7 +286,8 @@ def run_restore(args) -> int:
 
     _check_options(args)
     K = 1 if args.method == "tv" else args.samples
-    out = check_output_path(args.output, extra=_outputs(Path(args.output), K, args.npz))
+    out = check_output_path(args.output)
+    check_output_path(out, extra=_outputs(out, K, args.npz))
     v = read_image(args.input, name="--input")
     if args.mask is not None:
         read_image(args.mask, name="--mask")  # fail on a bad mask before loading the model

@@ -356,6 +356,25 @@ def test_restore_with_own_checkpoint(arch, config, method, image, tmp_path, caps
     assert (tmp_path / "out_std.png").is_file() and (tmp_path / "out_ci90.png").is_file()
 
 
+def test_restore_with_own_checkpoint_and_yaml_config(tmp_path, capsys):
+    """The research codes keep their configurations in YAML (DPS: model_config.yaml)."""
+    yaml = pytest.importorskip("yaml")
+    from _cli_helpers import TINY_ADM
+
+    ckpt, _ = _save_checkpoint(tmp_path, "adm", TINY_ADM)
+    cfg = tmp_path / "model_config.yaml"
+    cfg.write_text(yaml.safe_dump(TINY_ADM))
+    src = _png(tmp_path / "in.png", np.full((8, 8, 3), 100, np.uint8))
+    assert main(["restore", "--task", "denoise", "--method", "dmps", "--input", src,
+                 "--output", str(tmp_path / "out.png"), "--steps", "2", "--no-progress",
+                 "--checkpoint", ckpt, "--arch", "adm", "--config", str(cfg)]) == 0
+    cfg.write_text("model: [unclosed")
+    assert main(["restore", "--task", "denoise", "--method", "dmps", "--input", src,
+                 "--output", str(tmp_path / "out.png"), "--steps", "2", "--no-progress",
+                 "--checkpoint", ckpt, "--arch", "adm", "--config", str(cfg)]) == 2
+    assert "--config" in capsys.readouterr().err
+
+
 def test_restore_with_diffusers_folder(tmp_path, capsys):
     diffusers = pytest.importorskip("diffusers")
     folder = tmp_path / "unet"

@@ -356,6 +356,31 @@ def test_restore_with_own_checkpoint(arch, config, method, image, tmp_path, caps
     assert (tmp_path / "out_std.png").is_file() and (tmp_path / "out_ci90.png").is_file()
 
 
+def test_progress_keeps_the_learned_variance_visible(tmp_path):
+    """ADM networks with learn_sigma: the CLI's counting wrapper must not hide the learned
+    variance from the ancestral sampler (DPS/DMPS's reference code samples with it)."""
+    from _cli_helpers import TINY_ADM
+
+    import invdiff_models as ivm
+    from invdiff.cli._restore import Progress
+
+    ckpt, cfg = _save_checkpoint(tmp_path, "adm", TINY_ADM)
+    model = ivm.load_checkpoint(ckpt, "adm", TINY_ADM)
+    wrapped = Progress(model, None)
+    x = np.zeros((1, 3, 8, 8), dtype=np.float32)
+    eps, log_var = wrapped.predict_with_log_variance(x, 500.0)
+    np.testing.assert_allclose(log_var, model.predict_with_log_variance(x, 500.0)[1])
+    assert wrapped.nfe == 1
+    bundled = Progress(ivd_prior(), None)
+    assert not callable(getattr(bundled, "predict_with_log_variance", None))
+
+
+def ivd_prior():
+    import invdiff as ivd
+
+    return ivd.priors.GaussianPrior(np.zeros(4), np.eye(4), process=ivd.processes.VP.linear())
+
+
 def test_restore_with_own_checkpoint_and_yaml_config(tmp_path, capsys):
     """The research codes keep their configurations in YAML (DPS: model_config.yaml)."""
     yaml = pytest.importorskip("yaml")

@@ -185,7 +185,7 @@ def _cgroup_free() -> int | None:
     return None
 
 
-def _apply_module(model):
+def as_module(model):
     """``forward(net, x, t)`` of a TorchScoreModel as an ``nn.Module`` (for functional_call)."""
     from torch import nn
 
@@ -299,7 +299,7 @@ def network_peak(model, shape, batch: int, *, grad: bool) -> int | None:
     meta = {f"net.{k}": v for k, v in meta.items()}
     time_dtype = torch.float32 if device.type == "mps" else torch.float64
     live, attention = _tracker(device)
-    apply = _apply_module(model)
+    apply = as_module(model)
     process = model.process
     t_mid = 0.5 * (float(process.t_min) + float(process.t_max))
     try:

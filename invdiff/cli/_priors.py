@@ -261,7 +261,7 @@ def _takes(model, shape) -> bool | None:
     import torch
     from torch.func import functional_call
 
-    from ._budget import _apply_module
+    from ._budget import as_module
 
     net = getattr(model, "net", None)
     if not isinstance(net, torch.nn.Module):
@@ -273,7 +273,7 @@ def _takes(model, shape) -> bool | None:
     t = torch.full((1,), t_mid, dtype=torch.float64, device="meta")
     try:
         with torch.no_grad():
-            out = functional_call(_apply_module(model), meta, (x, t))
+            out = functional_call(as_module(model), meta, (x, t))
     except NotImplementedError:  # an operation without a meta kernel
         return None
     except (RuntimeError, ValueError, IndexError, AssertionError) as e:

@@ -55,8 +55,9 @@ METHODS: dict[str, tuple[str, int | None]] = {
 class Progress:
     """A ScoreModel that advances a progress bar at every network evaluation.
 
-    Wraps ``model`` transparently (``process``, ``prediction``, ``data_range``, ``vjp``);
-    ``bar`` is any object with ``update(n)`` (a tqdm bar) or ``None``.
+    Wraps ``model`` transparently (``process``, ``prediction``, ``data_range``, ``vjp`` and a
+    learned variance ``predict_with_log_variance``, which the ancestral sampler uses when
+    present); ``bar`` is any object with ``update(n)`` (a tqdm bar) or ``None``.
 
     Examples
     --------
@@ -78,6 +79,9 @@ class Progress:
                 setattr(self, name, getattr(model, name))
         if callable(getattr(model, "vjp", None)):
             self.vjp = self._vjp
+        # a learned variance (ADM's learn_sigma) must stay visible to the ancestral sampler
+        if callable(getattr(model, "predict_with_log_variance", None)):
+            self.predict_with_log_variance = self._predict_with_log_variance
 
     def _tick(self):
         self.nfe += 1
@@ -91,6 +95,10 @@ class Progress:
     def _vjp(self, x_t, t, cotangent):
         self._tick()
         return self.model.vjp(x_t, t, cotangent)
+
+    def _predict_with_log_variance(self, x_t, t):
+        self._tick()
+        return self.model.predict_with_log_variance(x_t, t)
 
 
 def sample(method: str, model, op, y, sigma_y: float, *, n: int, steps=None, rng=None,
@@ -512,7 +520,7 @@ def _report(args, info, summary, paths, sigma01, K, scales):
     if K > 1:
         print(f"posterior std (intensity units, [0,1]): mean {std.mean():.4f}, "
               f"max {std.max():.4f}; 90% interval width: mean {width.mean():.4f}, "
-              f"max {width.max():.4f}; colour bars of the maps: 0 to {scales['std']:g} (std), "
-              f"0 to {scales['width']:g} (90% CI)")
+              f"max {width.max():.4f}; colour bars of the maps (mean over channels): 0 to "
+              f"{scales['std']:g} (std), 0 to {scales['width']:g} (90% CI)")
     for p in paths:
         print(f"wrote {p}")

@@ -34,7 +34,7 @@ Protocol
   on disk (nothing is downloaded). Also NFE and wall seconds per image (batch ``--batch``).
 
 Run ``python -m benchmarks.restoration [--quick] [--weights-dir DIR]``; writes
-``benchmarks/results/restoration[-quick].md``/``.json`` and ``.png`` (metrics) and
+``benchmarks/results/[quick/]restoration[-quick].md``/``.json`` and ``.png`` (metrics) and
 ``-examples.png`` (the first test image of each task).
 """
 
@@ -52,7 +52,7 @@ import numpy as np
 import invdiff.sweep as sw
 
 from . import _images
-from ._common import RESULTS, add_run_arguments, write_results
+from ._common import add_run_arguments, results_dir, write_results
 
 INPAINT_OBSERVED = 0.5
 #: label -> (family, recipe, the options that set its arguments). A new method is one entry
@@ -312,6 +312,7 @@ def main(argv=None):
     args = parse(argv)
     torch = _images.setup_torch(args.threads)
     start = time.perf_counter()
+    option = args.data_dir
     args.data_dir = args.data_dir or _images.default_mnist_dir()
     lpips_note = _images.lpips_status()
     lpips_on = lpips_note == "available"
@@ -322,7 +323,7 @@ def main(argv=None):
             skipped.append(f"{dataset}: {source}")
             continue
         if dataset == "mnist" and not _images.mnist_available(args.data_dir):
-            skipped.append(f"mnist: no MNIST data in {args.data_dir}")
+            skipped.append(f"mnist: {_images.mnist_missing(option)}")
             continue
         if dataset == "natural" and _images.natural_split(dtype=torch.float32) is None:
             skipped.append("natural: invdiff/data/demo_images.npz lacks the held-out crops")
@@ -360,7 +361,7 @@ def main(argv=None):
                 "device": args.device, "lpips": lpips_note, "methods": list(args.methods),
                 "pigdm_clip_x0": args.pigdm_clip, "scheduler": args.scheduler}
     notes = _notes(args, sources, skipped, lpips_note, partial, rows)
-    directory = pathlib.Path(args.results_dir) if args.results_dir else RESULTS
+    directory = results_dir(args.results_dir, args.quick)
     directory.mkdir(parents=True, exist_ok=True)
     for path in plot(rows, examples, stem, directory):
         print(f"wrote {path}")

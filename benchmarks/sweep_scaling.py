@@ -15,7 +15,7 @@
   cluster), and the bytes per record written (JSON) and per unit of samples (``.npz``).
 
 Run ``python -m benchmarks.sweep_scaling [--quick]``; writes
-``benchmarks/results/sweep_scaling[-quick].md`` and ``.json``. Timings are wall clock on the
+``benchmarks/results/[quick/]sweep_scaling[-quick].md`` and ``.json``. Timings are wall clock on the
 machine it runs on: run it when nothing else does.
 """
 
@@ -33,7 +33,7 @@ import time
 import invdiff as ivd
 import invdiff.sweep as sw
 
-from ._common import RESULTS, write_results
+from ._common import results_dir, write_results
 
 
 def spec(args, seed=0):
@@ -188,7 +188,7 @@ def main(argv=None):
                   "far more than in a real sweep; a smoke test of the script, not the numbers "
                   "to quote.")
     stem = args.stem or "sweep_scaling" + ("-quick" if args.quick else "")
-    directory = pathlib.Path(args.results_dir) if args.results_dir else RESULTS
+    directory = results_dir(args.results_dir, args.quick)
     write_results(stem, header, table, settings=settings, rows=rows, notes=notes,
                   wall_seconds=time.perf_counter() - start, directory=directory,
                   title=stem.replace("-quick", " (quick)"))

@@ -56,7 +56,7 @@ def add_parser(sub, formatter=argparse.RawDescriptionHelpFormatter):
 
 def run_command(args) -> int:
     """Run ``invdiff sweep ...``; user errors raise the CLI's one-line error."""
-    from ..cli._io import CLIError
+    from ..cli._errors import CLIError
     from ._errors import SweepError
 
     try:
@@ -68,7 +68,7 @@ def run_command(args) -> int:
 
 
 def _report(args) -> int:
-    from ..cli._io import CLIError
+    from ..cli._errors import CLIError
     from ._report import report
 
     if not os.path.isfile(os.path.join(args.dir, "sweep.json")):

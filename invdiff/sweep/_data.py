@@ -7,7 +7,7 @@ source       images
 ``mnist``    held-out MNIST digits (``t10k`` indices 9000–9999, never used in training):
              ``test`` = a count from 9100 or ``[start, stop)``, ``val`` = a count from 9000 or
              ``[start, stop)`` (default 100 and 100); ``dir`` = the MNIST folder (default
-             ``$INVDIFF_MNIST_DIR``, else ``../shared/data/mnist`` next to the package)
+             ``$INVDIFF_MNIST_DIR``, else ``shared/data/mnist`` next to the checkout)
 ``natural``  the held-out photographs of ``invdiff/data/demo_images.npz``: test = the 8
              quarter tiles (32×32) of the two 64×64 crops, val = the two 32×32 crops
 ``folder``   every image file in ``path`` (sorted by name), validation images in
@@ -23,7 +23,6 @@ and the unit spec lists them, so adding images to a sweep leaves the existing un
 
 from __future__ import annotations
 
-import os
 import pathlib
 
 import numpy as np
@@ -43,7 +42,8 @@ _CACHE: dict[str, object] = {}  # decoded sources, per process
 
 
 def default_mnist_dir() -> pathlib.Path:
-    """``$INVDIFF_MNIST_DIR``, else ``<repo>/../shared/data/mnist``.
+    """``$INVDIFF_MNIST_DIR``, else ``shared/data/mnist`` next to the checkout (the first of
+    :func:`invdiff.cli._io.mnist_candidates` that holds the file, as ``invdiff demo``).
 
     Examples
     --------
@@ -51,10 +51,9 @@ def default_mnist_dir() -> pathlib.Path:
     >>> default_mnist_dir().name
     'mnist'
     """
-    env = os.environ.get("INVDIFF_MNIST_DIR")
-    if env:
-        return pathlib.Path(env)
-    return pathlib.Path(__file__).resolve().parents[2].parent / "shared" / "data" / "mnist"
+    from ..cli._io import find_mnist, mnist_candidates
+
+    return find_mnist() or mnist_candidates()[0]
 
 
 def _path(value, base) -> pathlib.Path:

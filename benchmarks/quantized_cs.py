@@ -42,6 +42,13 @@ Protocol
 * Metrics: PSNR and SSIM on ``[0, 1]`` after clipping, mean ± std over the test images;
   images with a non-finite pixel count as diverged (reported, left out of the mean).
 
+The benchmark is a spec on the sweep engine (:func:`spec`, :mod:`invdiff.sweep`; the change
+of variables above is :meth:`invdiff.sweep._execute.Problem.in_model_units`): one unit per
+method, problem and image batch; ``--scheduler local`` / ``tcp://HOST:8786`` run it on Dask,
+``--sweep-dir DIR`` keeps the records so that an interrupted run resumes. One matrix per
+setting (the three bit depths share theirs), one noise draw per image, every stream a child
+of ``--seed`` keyed by problem and image.
+
 Run ``python -m benchmarks.quantized_cs [--quick] [--weights-dir DIR]``; writes
 ``benchmarks/results/[quick/]quantized_cs[-quick].md``/``.json``/``.png``.
 """

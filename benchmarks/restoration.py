@@ -20,8 +20,10 @@ Protocol
   (σ = 3, 9×9) are defined for 256×256 faces; on 28×28 digits they would span a third of
   the image, so the defaults here are σ = 1.5 and 5×5 (flags to change them).
 * Same measurement for every method: one noise draw per task and image; every diffusion
-  method starts from the same N(0, I) draw per batch and uses the same random stream
-  (OT-ODE starts from its noised pseudo-inverse, as in its paper).
+  method starts from the same N(0, I) draw per image and uses the same random stream per
+  batch (OT-ODE starts from its noised pseudo-inverse, as in its paper). Each stream is a
+  child of ``--seed`` keyed by what it is shared over (dataset, task, image), see
+  :mod:`invdiff.sweep._execute`.
 * Methods at their papers' defaults, nothing tuned on test data: DMPS (λ = 1.75, DDPM
   ancestral, ``--steps``), DPS (ζ = 0.3; 0.5 for inpainting, the DPS configs; no DPS
   config exists for colorization or denoising, 0.3 is used), ΠGDM (DDIM η = 1,
@@ -30,8 +32,14 @@ Protocol
   (FISTA) and TV (Chambolle–Pock) choose λ on the validation split
   (:func:`invdiff.baselines.select_lambda`, PSNR), never on the test images.
 * Metrics: PSNR and SSIM per image on ``[0, 1]`` after clipping, mean ± std (ddof 1) over
-  the test images; LPIPS only if the ``lpips`` package and its AlexNet weights are already
+  the test images, and the data consistency ``||y - A x||/(σ_y √M)`` of the clipped sample;
+  LPIPS only if the ``lpips`` package and its AlexNet weights are already
   on disk (nothing is downloaded). Also NFE and wall seconds per image (batch ``--batch``).
+
+The benchmark is a spec on the sweep engine (:func:`spec`, :mod:`invdiff.sweep`): one unit
+per method, task and image batch. ``--scheduler local`` runs the units on every core (a Dask
+``LocalCluster``), ``--scheduler tcp://HOST:8786`` on an existing Dask cluster, and with
+``--sweep-dir DIR`` the records stay in ``DIR`` so that an interrupted run resumes.
 
 Run ``python -m benchmarks.restoration [--quick] [--weights-dir DIR]``; writes
 ``benchmarks/results/[quick/]restoration[-quick].md``/``.json`` and ``.png`` (metrics) and

@@ -322,8 +322,9 @@ class TorchScoreModel:
         if len(shape) < 3:
             raise ValueError(f"x_t must have shape (*batch, {c}, H, W); received shape {shape}")
         if self.channels is not None and shape[-3] != self.channels:
-            raise ValueError(f"x_t must have {self.channels} channels (shape (*batch, {c}, H, "
-                             f"W)) for this network; received shape {shape}")
+            plural = "s" if self.channels != 1 else ""
+            raise ValueError(f"x_t must have {self.channels} channel{plural} (shape (*batch, "
+                             f"{c}, H, W)) for this network; received shape {shape}")
         m = self.size_multiple
         if m > 1 and (shape[-2] % m or shape[-1] % m):
             raise ValueError(f"x_t must have height and width that are multiples of {m} for "
@@ -405,6 +406,8 @@ class TorchScoreModel:
         array([[3., 3.],
                [3., 3.]])
         """
+        if not callable(cotangent):  # refuse before the forward pass
+            _check_cotangent(cotangent, x_t)
         x, tt, batch = self._prepare(x_t, t, requires_grad=True)
         with torch.enable_grad():
             pred, _ = self._split(self._run(x, tt), x.shape[1])

@@ -90,10 +90,10 @@ class ForwardProcess:
         >>> vp = ivd.processes.VP.linear(T=1000)
         >>> vp.check_time(np.int64(150)).dtype
         dtype('float64')
-        >>> vp.check_time(1500)
+        >>> vp.check_time(1500)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        ValueError: t must lie in [0, 1000] for VP(linear, T=1000, beta_min=0.0001, beta_max=0.02); received 1500
+        ValueError: t must lie in [0, 1000] for VP(linear, T=1000, ...); received 1500
         """
         lo, hi = self.domain
         # rounding of a time grid (t0 + (t1 - t0) i / n) may step 1e-16 past an end: that is
@@ -231,7 +231,11 @@ class VP(ForwardProcess):
     """
 
     def __init__(self, betas, name: str = "custom"):
-        betas = [float(b) for b in betas]
+        try:
+            betas = [float(b) for b in betas]
+        except (TypeError, ValueError):
+            raise TypeError(f"betas must be a sequence of numbers in (0, 1); received "
+                            f"{type(betas).__name__} {betas!r:.60}") from None
         if not betas or not all(0.0 < b < 1.0 for b in betas):
             raise ValueError("betas must be a non-empty sequence of numbers in (0, 1)")
         self.name = name
@@ -502,8 +506,23 @@ class Flow(ForwardProcess):
 
 # -- conversions between prediction kinds ---------------------------------------------
 def _check_kind(name: str, kind: str) -> None:
-    if kind not in PREDICTIONS:
+    if not isinstance(kind, str) or kind not in PREDICTIONS:
         raise ValueError(f"{name} must be one of {PREDICTIONS}; received {kind!r}")
+
+
+def _check_process(name: str, process) -> None:
+    if not isinstance(process, ForwardProcess):
+        raise TypeError(f"{name} must be an invdiff.processes.ForwardProcess (VP, VE, Flow); "
+                        f"received {type(process).__name__}")
+
+
+def _check_model(name: str, model) -> None:
+    """A ScoreModel: callable with ``process`` and ``prediction``."""
+    if not callable(model) or not hasattr(model, "process") or not hasattr(model, "prediction"):
+        raise TypeError(f"{name} must be a ScoreModel (callable as {name}(x_t, t), with "
+                        f"process and prediction); received {type(model).__name__}")
+    _check_process(f"{name}.process", model.process)
+    _check_kind(f"{name}.prediction", model.prediction)
 
 
 def _eps_coefficients(kind: str, t, process: ForwardProcess):
@@ -568,6 +587,7 @@ def convert(pred, src: str, dst: str, x_t, t, process: ForwardProcess):
     """
     _check_kind("src", src)
     _check_kind("dst", dst)
+    _check_process("process", process)
     if src == dst:
         return pred
     if dst == "eps":
@@ -613,6 +633,8 @@ def predict(model, x_t, t, kind: str):
     >>> ivd.processes.predict(prior, np.ones((1, 2)), 10.0, "x0").shape
     (1, 2)
     """
+    _check_model("model", model)
+    _check_kind("kind", kind)
     return convert(model(x_t, t), model.prediction, kind, x_t, t, model.process)
 
 
@@ -666,7 +688,8 @@ class reexpress:
     prediction = "eps"
 
     def __init__(self, model, process: ForwardProcess):
-        _check_kind("model.prediction", model.prediction)
+        _check_model("model", model)
+        _check_process("process", process)
         self.model = model
         self.process = process
 

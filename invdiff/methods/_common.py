@@ -136,6 +136,18 @@ def matrix(name: str, value):
     return value
 
 
+def operator(name: str, value):
+    """A linear operator (``apply``, ``in_shape``, ``out_shape``) or an ``(M, N)`` matrix."""
+    if is_array(value):
+        return matrix(name, value)
+    if not (callable(getattr(value, "apply", None)) and hasattr(value, "in_shape")
+            and hasattr(value, "out_shape")):
+        raise TypeError(f"{name} must be a linear operator of invdiff.operators (apply, "
+                        f"in_shape, out_shape) or an (M, N) array; received "
+                        f"{type(value).__name__}")
+    return value
+
+
 def interval_pair(name: str, value):
     """``None`` or a pair ``(low, high)`` of finite numbers with ``low < high``."""
     if value is None:
@@ -174,6 +186,7 @@ def model_protocol(name: str, value):
 #: recipe; the comment says why the range is what it is.
 RULES: dict[str, Callable] = {
     "model": model_protocol,
+    "op": operator,
     "y": finite_array,                      # a measurement: NaN/inf would poison every step
     "A": matrix,
     "lower": bin_edges,                     # ±inf are the open outer bins, NaN is an error
@@ -204,11 +217,15 @@ RULES: dict[str, Callable] = {
 }
 
 
-def check_arguments(**named) -> dict:
+def check_arguments(*, required=(), **named) -> dict:
     """Check each keyword argument with its rule in :data:`RULES`; return the checked values.
 
     Raises ``TypeError``/``ValueError`` naming the first bad argument. A name without a rule
     is a programming error (``KeyError``): add the rule, so that every recipe shares it.
+    Names in ``required`` must not be ``None`` (for a recipe where an optional-elsewhere
+    argument has a number as default). Across arguments: ``y`` must end with ``op``'s output
+    shape, ``x_init`` with its input shape, and ``x_init`` lives with ``y`` (one backend and
+    device).
 
     Examples
     --------
@@ -224,7 +241,19 @@ def check_arguments(**named) -> dict:
     ...
     ValueError: lam must be >= 0; received -1
     """
-    return {name: RULES[name](name, value) for name, value in named.items()}
+    for name in required:
+        if named.get(name) is None:
+            raise TypeError(f"{name} must be given (a number); received None")
+    checked = {name: RULES[name](name, value) for name, value in named.items()}
+    op, y, x_init = named.get("op"), named.get("y"), named.get("x_init")
+    if op is not None and not is_array(op):
+        if y is not None:
+            check_trailing_shape("y", y, tuple(op.out_shape))
+        if x_init is not None:
+            check_trailing_shape("x_init", x_init, tuple(op.in_shape))
+    if y is not None and x_init is not None:
+        namespace(x_init=x_init, y=y)
+    return checked
 
 
 def _flow_start(steps: int, t_start):

@@ -41,8 +41,8 @@ def dmps_flow(model, op, y, sigma_y, *, rng=None, x_init=None, n=None, steps: in
     >>> ivd.methods.dmps_flow(prior, op, np.array([0.5, -0.5]), 0.1, rng=0, n=4).shape
     (4, 4)
     """
-    check_arguments(model=model, y=y, sigma_y=sigma_y, x_init=x_init, n=n, steps=steps, lam=lam,
-                    t_start=t_start, progress=progress, return_info=return_info,
+    check_arguments(model=model, op=op, y=y, sigma_y=sigma_y, x_init=x_init, n=n, steps=steps,
+                    lam=lam, t_start=t_start, progress=progress, return_info=return_info,
                     record_guidance=record_guidance)
     return _flow_method("dmps_flow", model, lambda m: _lik.DMPS(op, y, sigma_y, m.process),
                         op, y, rng, x_init, n, steps, t_start, lam, progress, return_info,
@@ -65,7 +65,7 @@ def dps_flow(model, op, y, *, rng=None, x_init=None, n=None, steps: int = 50,
     >>> ivd.methods.dps_flow(prior, op, np.array([0.5, -0.5]), rng=0, n=4).shape
     (4, 4)
     """
-    check_arguments(model=model, y=y, x_init=x_init, n=n, steps=steps, zeta=zeta,
+    check_arguments(model=model, op=op, y=y, x_init=x_init, n=n, steps=steps, zeta=zeta,
                     t_start=t_start, progress=progress, return_info=return_info,
                     record_guidance=record_guidance)
     return _flow_method("dps_flow", model, lambda m: _lik.DPS(op, y, m, zeta=zeta), op, y,
@@ -90,9 +90,9 @@ def ot_ode(model, op, y, sigma_y, *, rng=None, x_init=None, n=None, steps: int =
     >>> ivd.methods.ot_ode(prior, op, np.array([0.5, -0.5]), 0.1, rng=0, n=4).shape
     (4, 4)
     """
-    check_arguments(model=model, y=y, sigma_y=sigma_y, x_init=x_init, n=n, steps=steps,
-                    t_start=t_start, progress=progress, return_info=return_info,
-                    record_guidance=record_guidance)
+    check_arguments(model=model, op=op, y=y, sigma_y=sigma_y, x_init=x_init, n=n, steps=steps,
+                    t_start=t_start, required=("t_start",), progress=progress,
+                    return_info=return_info, record_guidance=record_guidance)
     rng = _as_rng(rng)
     model = _under(model, Flow, Flow.rectified)
     if x_init is None:

@@ -3,8 +3,8 @@ r"""Quantized and compressed-sensing recipes on annealed Langevin: QCS-SGM, QCS-
 from __future__ import annotations
 
 from .. import likelihoods as _lik
-from .._array_api import check_trailing_shape, namespace
 from .. import samplers as _samplers
+from .._array_api import check_trailing_shape, namespace
 from ..processes import VE, reexpress
 from ._common import _as_rng, _Counted, _run, check_arguments
 

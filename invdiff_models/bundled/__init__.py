@@ -138,10 +138,10 @@ def load_network(name: str, device="cpu", dtype=None, folder=None):
     torch.Size([1, 1, 28, 28]) (-1.0, 1.0)
     """
     import torch
-    from ..unet import UNet
 
     from ..adapter import torch_device, torch_dtype
     from ..checkpoints import CheckpointError, _is_safetensors, read_file
+    from ..unet import UNet
 
     device, dtype = torch_device(device), torch_dtype(dtype)
     folder = _check(name, folder)

@@ -99,9 +99,9 @@ class ForwardProcess:
         # rounding of a time grid (t0 + (t1 - t0) i / n) may step 1e-16 past an end: that is
         # the end, not an error
         tol = _TIME_TOL * (1.0 + (hi if math.isfinite(hi) else lo))
-        if isinstance(t, bool):
-            raise TypeError(f"{name} must be a real number or array of times, not a bool; "
-                            f"received {t!r}")
+        if isinstance(t, (bool, str, bytes)):
+            raise TypeError(f"{name} must be a real number or array of times, not a "
+                            f"{type(t).__name__}; received {t!r}")
         if is_array(t):
             xp = namespace(**{name: t})
             if not xp.isdtype(t.dtype, ("integral", "real floating")):
@@ -361,20 +361,26 @@ class VP(ForwardProcess):
 
     def a(self, t):
         log_ab, _ = self._log_ab_and_slope(t)
-        return _ops(log_ab).exp(0.5 * log_ab)
+        return _ops(t).exp(0.5 * log_ab)
 
     def b(self, t):
         log_ab, _ = self._log_ab_and_slope(t)
-        return _ops(log_ab).sqrt(-_ops(log_ab).expm1(log_ab))
+        return _ops(t).sqrt(0.0 - _ops(t).expm1(log_ab))  # 0.0 - : +0 at t = 0, not -0
 
     def da(self, t):
         log_ab, slope = self._log_ab_and_slope(t)
-        return 0.5 * slope * _ops(log_ab).exp(0.5 * log_ab)
+        return 0.5 * slope * _ops(t).exp(0.5 * log_ab)
 
     def db(self, t):
+        m = _ops(t)
         log_ab, slope = self._log_ab_and_slope(t)
-        m = _ops(log_ab)
-        return -0.5 * slope * m.exp(log_ab) / m.sqrt(-m.expm1(log_ab))
+        b = m.sqrt(0.0 - m.expm1(log_ab))
+        # t = 0: b = sqrt(-slope t) has an infinite slope (+inf, without a division by 0)
+        if m is math:
+            return math.inf if b == 0.0 else -0.5 * slope * m.exp(log_ab) / b
+        pos = b > 0.0
+        safe = m.where(pos, b, m.ones_like(b))
+        return m.where(pos, -0.5 * slope * m.exp(log_ab) / safe, math.inf)
 
     def t_of_ratio(self, r: float) -> float:
         r = as_python_float(r)

@@ -11,8 +11,11 @@ Every recipe validates all its arguments with **one call** at its top, before an
 validator) and raises ``TypeError``/``ValueError`` naming the argument, the valid range and
 the value received. A new recipe reuses the rules of the names it shares (``steps``, ``n``,
 ``eta``, ``x_init`` ...) and adds a rule here for a new hyperparameter, so that one name
-means one range everywhere. The validators are small public-in-the-package functions
-(:func:`positive_int`, :func:`nonnegative`, :func:`in_range` ...) for the same reuse.
+means one range everywhere; a symbol that means something else in its paper gets a rule for
+that call (``rules={"zeta": in_range(0.0, 1.0)}``). The validators are small
+public-in-the-package functions (:func:`positive_int`, :func:`nonnegative`,
+:func:`in_range` ...) for the same reuse. Passing ``op`` as well cross-checks the shapes of
+``y`` and ``x_init`` against it.
 """
 
 from __future__ import annotations
@@ -217,13 +220,16 @@ RULES: dict[str, Callable] = {
 }
 
 
-def check_arguments(*, required=(), **named) -> dict:
-    """Check each keyword argument with its rule in :data:`RULES`; return the checked values.
+def check_arguments(*, required=(), rules=None, **named) -> dict:
+    r"""Check each keyword argument with its rule in :data:`RULES`; return the checked values.
 
     Raises ``TypeError``/``ValueError`` naming the first bad argument. A name without a rule
     is a programming error (``KeyError``): add the rule, so that every recipe shares it.
     Names in ``required`` must not be ``None`` (for a recipe where an optional-elsewhere
-    argument has a number as default). Across arguments: ``y`` must end with ``op``'s output
+    argument has a number as default). ``rules`` maps a name to a validator for this call
+    only: for a paper whose symbol means something else than in :data:`RULES` (DiffPIR's
+    :math:`\zeta \in [0, 1]` is not DPS's step size), e.g.
+    ``check_arguments(rules={"zeta": in_range(0.0, 1.0)}, zeta=zeta, ...)``. Across arguments: ``y`` must end with ``op``'s output
     shape, ``x_init`` with its input shape, and ``x_init`` lives with ``y`` (one backend and
     device).
 
@@ -240,11 +246,14 @@ def check_arguments(*, required=(), **named) -> dict:
     Traceback (most recent call last):
     ...
     ValueError: lam must be >= 0; received -1
+    >>> check_arguments(rules={"zeta": in_range(0.0, 1.0)}, zeta=0.0)
+    {'zeta': 0.0}
     """
     for name in required:
         if named.get(name) is None:
             raise TypeError(f"{name} must be given (a number); received None")
-    checked = {name: RULES[name](name, value) for name, value in named.items()}
+    table = RULES if rules is None else {**RULES, **rules}
+    checked = {name: table[name](name, value) for name, value in named.items()}
     op, y, x_init = named.get("op"), named.get("y"), named.get("x_init")
     if op is not None and not is_array(op):
         if y is not None:

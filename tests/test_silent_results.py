@@ -7,11 +7,10 @@ import math
 
 import numpy as np
 import pytest
+from _helpers import assert_close, to_numpy
 
 import invdiff as ivd
 from invdiff.processes import VE, VP, Flow
-
-from _helpers import assert_close, to_numpy
 
 VP_ = VP.linear(T=1000)
 METHODS = ("a", "b", "da", "db")

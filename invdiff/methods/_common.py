@@ -229,9 +229,9 @@ def check_arguments(*, required=(), rules=None, **named) -> dict:
     argument has a number as default). ``rules`` maps a name to a validator for this call
     only: for a paper whose symbol means something else than in :data:`RULES` (DiffPIR's
     :math:`\zeta \in [0, 1]` is not DPS's step size), e.g.
-    ``check_arguments(rules={"zeta": in_range(0.0, 1.0)}, zeta=zeta, ...)``. Across arguments: ``y`` must end with ``op``'s output
-    shape, ``x_init`` with its input shape, and ``x_init`` lives with ``y`` (one backend and
-    device).
+    ``check_arguments(rules={"zeta": in_range(0.0, 1.0)}, zeta=zeta, ...)``. Across
+    arguments: ``y`` must end with ``op``'s output shape, ``x_init`` with its input shape, and
+    ``x_init`` lives with ``y`` (one backend and device).
 
     Examples
     --------

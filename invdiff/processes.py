@@ -65,8 +65,12 @@ class ForwardProcess:
 
     t_min: float = 0.0
     t_max: float = 1.0
-    #: closed interval of the times :meth:`a`, :meth:`b` ... accept
-    domain: tuple[float, float] = (0.0, 1.0)
+
+    @property
+    def domain(self) -> tuple[float, float]:
+        """Closed interval of the times :meth:`a`, :meth:`b` ... accept (default
+        ``[t_min, t_max]``; VE: ``[0, inf)``, every noise level)."""
+        return (float(self.t_min), float(self.t_max))
 
     def check_time(self, t, name: str = "t"):
         """``t`` as a Python float or a real floating array, checked against :attr:`domain`.
@@ -242,7 +246,6 @@ class VP(ForwardProcess):
         self.T = len(betas)
         self.t_max = float(self.T)
         self.t_min = 0.0
-        self.domain = (0.0, float(self.T))
         self.betas = tuple(betas)
         self.alphas = tuple(1.0 - b for b in betas)
         self._log_alpha = [0.0] + [math.log1p(-b) for b in betas]  # index k: log alpha_k
@@ -486,7 +489,6 @@ class Flow(ForwardProcess):
 
     t_min = 0.0
     t_max = 1.0
-    domain = (0.0, 1.0)
 
     @classmethod
     def rectified(cls) -> Flow:

@@ -344,8 +344,11 @@ class TorchScoreModel:
     def _times(self, t: Any, batch: tuple, n: int) -> torch.Tensor:
         time_dtype = torch.float32 if self.device.type == "mps" else torch.float64
         if isinstance(t, (int, float)) or (_is_numpy(t) and np.ndim(t) == 0):
+            if _is_numpy(t) and not (np.issubdtype(np.asarray(t).dtype, np.integer)
+                                     or np.issubdtype(np.asarray(t).dtype, np.floating)):
+                raise TypeError(f"t must be a real number; received {np.asarray(t).dtype} {t!r}")
             # a scalar time is checked against the process (free: no device sync)
-            t = self.process.check_time(float(t) if not isinstance(t, bool) else t)
+            t = self.process.check_time(t if isinstance(t, bool) else float(t))
             return torch.full((n,), float(t), dtype=time_dtype, device=self.device)
         if not is_array(t):
             raise TypeError(f"t must be a number or an array of times; received "

@@ -92,6 +92,7 @@ def test_mnist_model_input(mnist, x, exc, match):
     ("500", TypeError, "t must be a number or an array"),
     (np.zeros(3), ValueError, "broadcastable to the batch shape"),
     (np.array([True]), TypeError, "t must have a real"),
+    (np.bool_(True), TypeError, "t must be a real number"),
 ])
 def test_mnist_model_time(mnist, t, exc, match):
     with pytest.raises(exc, match=match):

@@ -347,9 +347,18 @@ class VP(ForwardProcess):
             self._tables[key] = xp.asarray(values, dtype=like.dtype, device=device_of(like))
         return self._tables[key]
 
-    def _log_ab_and_slope(self, t):
-        """:math:`\\log\\bar\\alpha_t` and its slope :math:`d\\log\\bar\\alpha/dt`."""
-        t = self.check_time(t)
+    def _log_ab_and_slope(self, t, check: bool = True):
+        """:math:`\\log\\bar\\alpha_t` and its slope :math:`d\\log\\bar\\alpha/dt`.
+
+        ``check=False`` (for callers inside a sampling loop whose times were checked once)
+        skips the domain check of an array, its one host synchronisation, and clips instead.
+        """
+        if check or not is_array(t):
+            t = self.check_time(t)
+        else:
+            xp = namespace(t=t)
+            t = xp.clip(_exact_float(xp, t) if xp.isdtype(t.dtype, "integral") else t, 0.0,
+                        self.t_max)
         if is_array(t):
             xp = namespace(t=t)
             k = xp.clip(xp.ceil(t), 1.0, float(self.T))  # interval (k-1, k]
@@ -384,6 +393,13 @@ class VP(ForwardProcess):
         pos = b > 0.0
         safe = m.where(pos, b, m.ones_like(b))
         return m.where(pos, -0.5 * slope * m.exp(log_ab) / safe, math.inf)
+
+    def _ab_unchecked(self, t):
+        """``(a_t, b_t)`` for an array ``t`` already known to lie in ``[0, T]``: no host
+        synchronisation (for network wrappers called once per sampler step)."""
+        log_ab, _ = self._log_ab_and_slope(t, check=False)
+        m = _ops(t)
+        return m.exp(0.5 * log_ab), m.sqrt(0.0 - m.expm1(log_ab))
 
     def t_of_ratio(self, r: float) -> float:
         r = as_python_float(r)

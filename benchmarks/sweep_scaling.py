@@ -36,6 +36,7 @@ import time
 import invdiff as ivd
 import invdiff.sweep as sw
 
+from . import _images
 from ._common import results_dir, write_results
 
 
@@ -121,6 +122,28 @@ def record_sizes(out: pathlib.Path) -> dict:
             "samples_bytes": statistics.mean(samples) if samples else 0}
 
 
+def plot(rows, path):
+    """Units per second of each run, and the ideal linear scaling of the 1-worker rate."""
+    plt = _images.plt_module()
+    if plt is None:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    names = [r["run"].replace("engine, ", "").replace("LocalCluster ", "") for r in rows]
+    ax.bar(range(len(rows)), [r["units_per_second"] for r in rows], color="tab:blue")
+    one = next((r for r in rows if r["speedup"] == 1.0), None)
+    for i, r in enumerate(rows):
+        if r["speedup"] is not None and one is not None:
+            ideal = one["units_per_second"] * r["workers"] / one["workers"]
+            ax.plot([i - 0.4, i + 0.4], [ideal] * 2, color="k", linewidth=1)
+            ax.text(i, r["units_per_second"], f"{r['speedup']:.2f}x", ha="center",
+                    va="bottom", fontsize=8)
+    ax.set_xticks(range(len(rows)))
+    ax.set_xticklabels(names, fontsize=8)
+    ax.set_ylabel("units / s")
+    ax.set_title("sweep throughput (black: 1-worker rate x workers)", fontsize=9)
+    return _images.save_figure(fig, path)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="8 units of 2 digits, 10 steps (CI)")
@@ -170,7 +193,7 @@ def main(argv=None):
         rate = r["units"] / r["seconds"]
         base_rate = base_rate or rate
         rows.append({**row(f"engine, LocalCluster {w} worker(s)", w / rate, w, r),
-                     "speedup": rate / base_rate})
+                     "speedup": rate / base_rate, "workers": w})
     noop = next(r["noop_seconds_per_task"] for r in rates.values()
                 if r["noop_seconds_per_task"] is not None)
     header = ["run", "units / s", "s / unit (per worker)", "recipe s / unit",
@@ -205,6 +228,10 @@ def main(argv=None):
                   "to quote.")
     stem = args.stem or "sweep_scaling" + ("-quick" if args.quick else "")
     directory = results_dir(args.results_dir, args.quick)
+    directory.mkdir(parents=True, exist_ok=True)
+    figure = plot(rows, directory / f"{stem}.png")
+    if figure is not None:
+        notes += f"\n\n![{figure.stem}]({figure.name})"
     write_results(stem, header, table, settings=settings, rows=rows, notes=notes,
                   wall_seconds=time.perf_counter() - start, directory=directory,
                   title=stem.replace("-quick", " (quick)"))

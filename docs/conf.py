@@ -62,6 +62,8 @@ pygments_style = "sphinx"
 # -- generated pages (before Sphinx looks for sources) -------------------------------------
 _api = api_pages.write(DOCS)
 _bench = bench_tables.write(DOCS, ROOT / "benchmarks" / "results")
+bench_tables.write_readme(DOCS, ROOT / "benchmarks" / "README.md")
+_cards = bench_tables.write_model_cards(DOCS, ROOT / "invdiff_models" / "bundled")
 
 
 def _write_if_changed(path: Path, text: str) -> None:
@@ -97,11 +99,42 @@ numpydoc_use_plots = False
 numpydoc_xref_param_type = False
 
 # -- math ----------------------------------------------------------------------------------
-# MathJax is loaded from its CDN by the browser (the build itself needs no network); point
-# INVDIFF_DOCS_MATHJAX at a local copy (e.g. Debian's libjs-mathjax) for offline reading.
-if os.environ.get("INVDIFF_DOCS_MATHJAX"):
-    mathjax_path = os.environ["INVDIFF_DOCS_MATHJAX"]
+# MathJax 3 is served from the site itself (the files of the ``sphinx-mathjax-offline`` wheel,
+# a docs dependency), never from a CDN: the pages typeset their math offline.
+mathjax_path = "mathjax/tex-chtml.js"  # relative to _static
 mathjax3_config = {"tex": {"macros": {"E": r"\mathbb{E}", "R": r"\mathbb{R}"}}}
+#: The parts of MathJax the pages load: the TeX -> CommonHTML bundle, the TeX extensions it
+#: autoloads, its fonts, and the menu / accessibility modules it loads on demand.
+_MATHJAX_PARTS = ("tex-chtml.js", "input", "output", "a11y", "ui", "sre", "adaptors")
+
+
+def _mathjax_dir() -> Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec("sphinx-mathjax-offline")
+    folder = Path(next(iter(spec.submodule_search_locations))) / "static" / "mathjax" \
+        if spec and spec.submodule_search_locations else None
+    if folder is None or not (folder / "tex-chtml.js").is_file():
+        from sphinx.errors import ConfigError
+
+        raise ConfigError("MathJax is served locally: pip install sphinx-mathjax-offline "
+                          "(part of invdiff[docs])")
+    return folder
+
+
+def _copy_mathjax(app, exc) -> None:
+    import shutil
+
+    if exc is not None or app.builder.format != "html":
+        return
+    src, dst = _mathjax_dir(), Path(app.outdir) / "_static" / "mathjax"
+    for part in _MATHJAX_PARTS:
+        if (src / part).is_dir():
+            shutil.copytree(src / part, dst / part, dirs_exist_ok=True)
+        else:
+            dst.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src / part, dst / part)
+
 
 # -- intersphinx (works offline) -----------------------------------------------------------
 _INVENTORIES = {
@@ -252,13 +285,16 @@ html_css_files = ["invdiff.css"]
 html_theme_options = {
     "navigation_with_keys": False,
     "show_toc_level": 2,
-    "header_links_before_dropdown": 7,
+    "header_links_before_dropdown": 8,
     "secondary_sidebar_items": ["page-toc"],
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version"],
     "logo": {"alt_text": "invdiff - home"},
 }
-html_sidebars = {"index": [], "getting_started": [], "**": ["sidebar-nav-bs"]}
+# Pages without a section of their own get no (empty) left sidebar.
+html_sidebars = {page: [] for page in ("index", "getting_started", "backend_support",
+                                       "search", "genindex")}
+html_sidebars["**"] = ["sidebar-nav-bs"]
 html_show_sourcelink = False
 html_last_updated_fmt = None
 
@@ -291,5 +327,7 @@ def _front_figure(app) -> None:
 
 
 def setup(app):
+    _mathjax_dir()  # fail at once, not after the build, when MathJax is missing
     # after sphinx-gallery (priority 500) has executed the examples
     app.connect("builder-inited", _front_figure, priority=900)
+    app.connect("build-finished", _copy_mathjax)

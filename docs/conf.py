@@ -4,7 +4,9 @@ Build: ``make -C docs html`` (warnings are errors). Environment switches:
 
 ``INVDIFF_DOCS_FAST=1``
     Execute only the gallery examples matching ``INVDIFF_DOCS_GALLERY_PATTERN`` (default
-    ``plot_gmm_posterior``); the others are rendered as code without output.
+    :data:`FAST_EXAMPLES`: every example but the two that take most of a minute); the others
+    are rendered as code without output, with the thumbnail their file names
+    (``sphinx_gallery_thumbnail_path``: a figure of a full run kept in ``_static/thumbs``).
 ``INVDIFF_DOCS_GALLERY=0``
     Execute no gallery example at all (pages without figures).
 ``INVDIFF_DOCS_OFFLINE=1``
@@ -195,8 +197,17 @@ def _missing_requirements(path: Path) -> list[str]:
     import ast
 
     tree = ast.parse(path.read_text())
+    optional = set()  # imports guarded by ``try: ... except ImportError``
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Try) and any(
+                isinstance(h.type, ast.Name) and h.type.id in ("ImportError",
+                                                               "ModuleNotFoundError")
+                for h in node.handlers):
+            optional.update(id(n) for b in node.body for n in ast.walk(b))
     aliases, needed = {}, set()
     for node in ast.walk(tree):
+        if id(node) in optional:
+            continue
         if isinstance(node, ast.Import):
             for a in node.names:
                 needed.add(a.name)
@@ -240,7 +251,7 @@ def _importable(name: str) -> bool:
 def _gallery_patterns() -> tuple[str, str]:
     """(filename_pattern, ignore_pattern) from the environment and what is installed."""
     skipped = {}
-    for path in sorted(_EXAMPLES.glob("plot_*.py")):
+    for path in sorted(_EXAMPLES.rglob("plot_*.py")):
         missing = _missing_requirements(path)
         if missing:
             skipped[path.name] = missing
@@ -251,8 +262,16 @@ def _gallery_patterns() -> tuple[str, str]:
         ignore += "|" + "|".join(re.escape(n) for n in skipped)
     run = r"/plot_"
     if os.environ.get("INVDIFF_DOCS_FAST", "") not in ("", "0"):
-        run = os.environ.get("INVDIFF_DOCS_GALLERY_PATTERN", "plot_gmm_posterior")
+        run = os.environ.get("INVDIFF_DOCS_GALLERY_PATTERN", "|".join(FAST_EXAMPLES))
     return run, ignore
+
+
+#: Examples the fast build (CI's ``make -C docs html-fast``) executes: each takes seconds on
+#: two CPU cores. The others (plot_natural_image_restoration, plot_mnist_quantized_cs) run in
+#: the full build only.
+FAST_EXAMPLES = ("plot_gmm_posterior", "plot_restore_own_image", "plot_one_bit_own_matrix",
+                 "plot_own_operator", "plot_own_checkpoint", "plot_diffusers_folder",
+                 "plot_gpu", "plot_uncertainty")
 
 
 _run, _ignore = _gallery_patterns()
@@ -263,6 +282,8 @@ sphinx_gallery_conf = {
     "ignore_pattern": _ignore,
     "plot_gallery": "False" if os.environ.get("INVDIFF_DOCS_GALLERY", "1") == "0" else "True",
     "within_subsection_order": "FileNameSortKey",
+    "subsection_order": [os.path.relpath(_EXAMPLES / d, DOCS) for d in
+                         ("own_data", "own_models", "backends", "uncertainty")] + ["*"],
     "download_all_examples": False,
     "image_scrapers": ("matplotlib",),
     "reset_modules": ("matplotlib",),
@@ -303,25 +324,35 @@ html_theme_options["analytics"] = {}
 
 
 # -- the figure on the front page ----------------------------------------------------------
-# (restored images when the natural-image example ran, else the Gaussian-mixture posterior)
+# A restored image: the first executed example of _FRONT, else the figure of `invdiff demo`
+# that the README shows (a full run's output, kept in _static).
 _FRONT = (
+    ("own_data/plot_restore_own_image", "Super-resolution ×4 of a held-out photograph with "
+     "DMPS and the bundled natural-image prior: the low-resolution PNG, one posterior sample, "
+     "the posterior mean and the pixel-wise posterior standard deviation."),
     ("plot_natural_image_restoration", "DMPS on a held-out photograph: posterior mean and "
      "pixel-wise posterior standard deviation for SR×4, deblurring and colorization."),
-    ("plot_gmm_posterior", "Posterior samples of every method on an exact Gaussian-mixture "
-     "prior, against the exact posterior density."),
 )
+_DEMO_FIGURE = ("_static/invdiff_demo.png", "Output of ``invdiff demo``: held-out photographs "
+                "restored by DMPS (4 posterior samples) against total variation, and 1-bit "
+                "compressed sensing with QCS-SGM against BIHT; the last column is the "
+                "posterior standard deviation.")
 
 
 def _front_figure(app) -> None:
-    text = ".. (no gallery figure in this build)\n"
+    path, caption = _DEMO_FIGURE
+    text = (f".. figure:: /{path}\n   :alt: restored images\n   :width: 100%\n\n"
+            f"   {caption} (:doc:`getting_started`)\n")
     for name, caption in _FRONT:
-        image = DOCS / "auto_examples" / "images" / f"sphx_glr_{name}_001.png"
-        page = DOCS / "auto_examples" / f"{name}.rst"
+        stem = name.rsplit("/", 1)[-1]
+        folder = f"auto_examples/{name.rsplit('/', 1)[0]}" if "/" in name else "auto_examples"
+        image = DOCS / folder / "images" / f"sphx_glr_{stem}_001.png"
+        page = DOCS / folder / f"{stem}.rst"
         if image.is_file() and page.is_file() and "skipped, missing" not in page.read_text():
-            text = (f".. figure:: /auto_examples/images/sphx_glr_{name}_001.png\n"
+            text = (f".. figure:: /{folder}/images/sphx_glr_{stem}_001.png\n"
                     f"   :alt: {caption}\n   :width: 100%\n"
-                    f"   :target: auto_examples/{name}.html\n\n"
-                    f"   {caption} (:doc:`the example </auto_examples/{name}>`)\n")
+                    f"   :target: {folder}/{stem}.html\n\n"
+                    f"   {caption} (:doc:`the example </{folder}/{stem}>`)\n")
             break
     _write_if_changed(DOCS / "generated" / "index_figure.rst.inc", text)
 

@@ -27,9 +27,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-import invdiff as ivd
-import invdiff_models as ivm
-
 # %%
 # The image (a stand-in for yours)
 # --------------------------------
@@ -37,6 +34,8 @@ import invdiff_models as ivm
 # (``../shared/data/mnist`` or ``$INVDIFF_MNIST_DIR``); otherwise a digit drawn with Pillow.
 from PIL import Image, ImageDraw  # noqa: E402
 
+import invdiff as ivd
+import invdiff_models as ivm
 from invdiff_models.training import default_mnist_dir, load_mnist  # noqa: E402
 
 try:

@@ -18,17 +18,6 @@ The same job from the command line: ``invdiff restore --task sr4 --input low.png
 high.png --samples 4``.
 """
 
-import os
-import tempfile
-import time
-
-import matplotlib.pyplot as plt
-import numpy as np
-import torch
-
-import invdiff as ivd
-import invdiff_models as ivm
-
 # %%
 # Your photograph
 # ---------------
@@ -36,8 +25,17 @@ import invdiff_models as ivm
 # *astronaut*, never seen by the prior in training), written as a PNG. Replace ``low_png``
 # with the path of your own file.
 import importlib.resources  # noqa: E402
+import os
+import tempfile
+import time
 
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
 from PIL import Image  # noqa: E402
+
+import invdiff as ivd
+import invdiff_models as ivm
 
 folder = tempfile.mkdtemp(prefix="invdiff-own-image-")
 crops = importlib.resources.files("invdiff") / "data" / "demo_images.npz"  # shipped crops
@@ -86,10 +84,13 @@ ivd.io.write_image(os.path.join(folder, "high_std.png"), std.mean(dim=0, keepdim
                    data_range=(0.0, 0.5))
 print("wrote", sorted(os.listdir(folder)))
 truth = torch.from_numpy(truth_u8[:, :64, :64] / 127.5 - 1.0).float()
-print(f"PSNR of the posterior mean against the held-out original: "
-      f"{float(ivd.metrics.psnr(mean[None], truth[None], data_range=2.0)[0]):.2f} dB "
-      f"(bicubic upsampling: "
-      f"{float(ivd.metrics.psnr(op.pinv(y)[None].clamp(-1, 1), truth[None], data_range=2.0)[0]):.2f} dB)")
+
+def psnr(x):
+    return float(ivd.metrics.psnr(x[None].clamp(-1, 1), truth[None], data_range=2.0)[0])
+
+
+print(f"PSNR against the held-out original: posterior mean {psnr(mean):.2f} dB, "
+      f"bicubic pseudo-inverse {psnr(op.pinv(y)):.2f} dB")
 
 # %%
 # The picture

@@ -165,7 +165,7 @@ def _run_chromium(chromium: str, args: list[str], timeout: float) -> subprocess.
         return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
 
 
-_PROBE = """<!DOCTYPE html><html><body><pre id="out">pending</pre>
+_PROBE = r"""<!DOCTYPE html><html><body><pre id="out">pending</pre>
 <iframe id="f" src="{src}" width="1280" height="2000" style="border:0"></iframe>
 <script>
 function report(out) {{
@@ -189,8 +189,8 @@ function inspect(frame) {{
   var node;
   while ((node = walker.nextNode())) {{
     if (node.parentElement.closest('pre, code, script, style, textarea, mjx-container')) continue;
-    var t = node.textContent;
-    if (t.indexOf('\\(') >= 0 || t.indexOf('\\[') >= 0) out.raw.push(t.trim().slice(0, 60));
+    var t = node.textContent, k = Math.max(t.indexOf('\\('), t.indexOf('\\['));
+    if (k >= 0) out.raw.push(t.slice(Math.max(0, k - 30), k + 30));
   }}
   out.width = doc.documentElement.scrollWidth;
   out.client = doc.documentElement.clientWidth;
@@ -220,13 +220,25 @@ document.getElementById('f').addEventListener('load', function () {{
 
 
 def _net_requests(netlog: Path) -> list[str]:
-    """The http(s)/ws(s) URLs in a Chromium network log (``--log-net-log``)."""
+    """The http(s)/ws(s) URLs the *pages* requested, from a Chromium network log
+    (``--log-net-log``). Chromium's own background requests (time, sign-in) carry the
+    initiator "not an origin" and are not the site's doing; every request a page makes
+    carries the page's origin ("null" for file:// pages)."""
     if not netlog.is_file():
         return []
-    import re as _re
-
-    text = netlog.read_text(encoding="utf-8", errors="replace")
-    urls = set(_re.findall(r'"((?:https?|wss?)://[^"\\]+)"', text))
+    text = netlog.read_text(encoding="utf-8", errors="replace").rstrip()
+    try:
+        log = json.loads(text)
+    except json.JSONDecodeError:  # Chromium ended before closing the file
+        log = json.loads(text.rstrip(",") + "]}")
+    start = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
+    urls = set()
+    for event in log["events"]:
+        params = event.get("params") or {}
+        url = str(params.get("url", ""))
+        if (event.get("type") == start and url.split(":", 1)[0] in ("http", "https", "ws", "wss")
+                and params.get("initiator") != "not an origin"):
+            urls.add(url)
     return sorted(urls)
 
 
@@ -339,7 +351,8 @@ def main(argv=None) -> int:
                 if n_static == 0 and page.name in ("index.html",) or (
                         "auto_examples" in str(rel) and n_static == 0):
                     problems.append("page has no images")
-                if "auto_examples" in str(rel) and "sphx-glr-single-img" not in page.read_text(
+                if "auto_examples" in str(rel) and page.name != "index.html" and \
+                        "sphx-glr-single-img" not in page.read_text(
                         encoding="utf-8") and "sphx-glr-multi-img" not in page.read_text(
                         encoding="utf-8"):
                     problems.append("gallery page has no figure (example not executed?)")

@@ -9,7 +9,6 @@ blocks are listed here, so that a new one is a decision, not an accident.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -88,4 +87,20 @@ def test_page_code_runs(page, tmp_path, monkeypatch):
         except Exception as e:  # name the block, keep the traceback
             raise AssertionError(f"{page.relative_to(DOCS)}, block at line {line} failed: "
                                  f"{type(e).__name__}: {e}") from e
-    os.chdir(tmp_path)
+
+
+def test_readme_sections_shown_in_the_docs_run(tmp_path, monkeypatch):
+    """The README sections that getting_started.rst includes (docs/conf.py) run too."""
+    import sys
+
+    sys.path.insert(0, str(DOCS / "_ext"))
+    import bench_tables
+
+    readme = (DOCS.parent / "README.md").read_text(encoding="utf-8")
+    md = bench_tables.markdown_sections(readme, ["Quick start", "A first posterior sample"])
+    code = re.findall(r"```python\n(.*?)```", md, re.S)
+    assert code, "the README sections shown in the docs have no Python block"
+    monkeypatch.chdir(tmp_path)
+    namespace = {"__name__": "__docs__"}
+    for block in code:
+        exec(compile(block, "README.md", "exec"), namespace)

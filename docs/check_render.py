@@ -12,8 +12,9 @@ and one executed gallery page. Checks:
    named by the HTML must exist under the build directory and be non-empty; PNG/JPEG/SVG
    images must be decodable (PNG/JPEG with Pillow when installed, SVG as XML). No script,
    stylesheet or image may come from another host (a CDN): the site must work offline.
-2. **No absolute paths.** No page of the whole site may contain the absolute path of the
-   checkout or of the build (a path printed by an example, a ``file://`` link).
+2. **No absolute paths, no remote assets, site-wide.** No page of the whole site may
+   contain the absolute path of the checkout or of the build (a path printed by an example,
+   a ``file://`` link) or load a script, stylesheet or image from another host.
 3. **Browser.** Headless Chromium (Debian's ``chromium``; ``apt-get install -y chromium``)
    loads each page in a 1280-px-wide iframe of a probe page and reports, for every ``<img>``,
    whether the browser decoded it (``naturalWidth > 0``); whether MathJax typeset every
@@ -134,7 +135,8 @@ def static_check(page: Path, root: Path) -> tuple[list[str], int]:
 
 
 def absolute_paths(root: Path) -> list[str]:
-    """Pages of the whole site that contain the checkout's or the build's absolute path."""
+    """Pages of the whole site that contain the checkout's or the build's absolute path, or
+    that name a script, stylesheet or image on another host."""
     import tempfile as _tempfile
 
     needles = {str(DOCS.parent), str(root), str(Path(_tempfile.gettempdir())) + os.sep}
@@ -147,6 +149,12 @@ def absolute_paths(root: Path) -> list[str]:
             found.append("file://")
         if found:
             problems.append(f"{page.relative_to(root)} contains {', '.join(found)}")
+        links = _Links()
+        links.feed(text)
+        remote = [r for r in links.images + links.assets
+                  if _local(r, page) is None and not r.startswith("data:")]
+        if remote:
+            problems.append(f"{page.relative_to(root)} loads from the network: {remote[:3]}")
     return problems
 
 
@@ -330,7 +338,7 @@ def main(argv=None) -> int:
 
     failures = 0
     site = absolute_paths(root)
-    print(f"[{'ok' if not site else 'FAIL'}] no absolute paths in the "
+    print(f"[{'ok' if not site else 'FAIL'}] no absolute paths and no remote assets in the "
           f"{sum(1 for _ in root.rglob('*.html'))} pages")
     for p in site:
         print(f"    - {p}")

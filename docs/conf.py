@@ -291,6 +291,8 @@ sphinx_gallery_conf = {
     "abort_on_example_error": False,
     "only_warn_on_example_error": False,
     "show_memory": False,
+    # the computation-time pages load jQuery and DataTables from CDNs: not on an offline site
+    "write_computation_times": False,
     "min_reported_time": 1,
     "capture_repr": ("_repr_html_",),
     "matplotlib_animations": False,

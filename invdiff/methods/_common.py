@@ -1,5 +1,5 @@
-"""Pieces every recipe shares: argument checks, the counted model, the start state, one
-timed run.
+"""Pieces every recipe shares: argument checks, the counted model, the operator, the start
+state, one timed run.
 
 Argument checks
 ---------------
@@ -25,6 +25,8 @@ import time
 from collections.abc import Callable
 
 from .._array_api import check_floating, check_trailing_shape, is_array, namespace
+from ..likelihoods._common import as_matrix, event_shape
+from ..operators import DenseMatrix, LinearOperator
 from ..processes import reexpress
 from ..random import Generator
 from ..samplers._common import check_model
@@ -321,6 +323,83 @@ def _as_rng(rng) -> Generator:
         return Generator(rng)
     raise TypeError(f"rng must be an invdiff.random.Generator, an int seed or None; "
                     f"received {type(rng).__name__}")
+
+
+def _operator(op, in_shape, *, svd: bool = False):
+    """``op`` acting on ``(*batch, *in_shape)``.
+
+    Without ``in_shape`` the operator (or plain matrix) is used as given (``svd=True``: a
+    plain matrix becomes a DenseMatrix, for recipes that call its SVD methods). With it, a plain
+    ``(M, N)`` matrix (checked as the likelihoods check it) becomes a
+    :class:`~invdiff.operators.DenseMatrix`, and an operator on flat vectors is wrapped so
+    that it reads images of shape ``in_shape`` (``prod(in_shape) = N``, row-major).
+    """
+    in_shape = shape_tuple("in_shape", in_shape)
+    if (in_shape is None and not (svd and is_array(op))) or not (
+            is_array(op) or hasattr(op, "in_shape")):
+        return op  # as given: check_arguments says what is wrong with a bad op
+    if is_array(op):
+        A, _ = as_matrix(op, "op")
+        op = DenseMatrix(A)
+    in_shape = event_shape(in_shape, op, math.prod(_in_shape(op)), matrix="op")
+    if in_shape == tuple(op.in_shape):
+        return op
+    return _Reshaped(op, in_shape)
+
+
+class _Reshaped(LinearOperator):
+    """An operator on ``(*batch, N)`` read as one on ``(*batch, *in_shape)``: its SVD
+    methods flatten inputs and reshape outputs; singular values are the operator's."""
+
+    def __init__(self, op, in_shape):
+        self.op = op
+        self.in_shape = tuple(in_shape)
+        self.out_shape = tuple(op.out_shape)
+        self._flat = tuple(op.in_shape)
+
+    def _flatten(self, name, x):
+        check_trailing_shape(name, x, self.in_shape)
+        batch = tuple(x.shape[: x.ndim - len(self.in_shape)])
+        return namespace(**{name: x}).reshape(x, batch + self._flat)
+
+    def _unflatten(self, x):
+        batch = tuple(x.shape[: x.ndim - len(self._flat)])
+        return namespace(x).reshape(x, batch + self.in_shape)
+
+    def apply(self, x):
+        return self.op.apply(self._flatten("x", x))
+
+    def adjoint(self, y):
+        return self._unflatten(self.op.adjoint(y))
+
+    def Vt(self, x):
+        return self.op.Vt(self._flatten("x", x))
+
+    def V(self, z):
+        return self._unflatten(self.op.V(z))
+
+    def Ut(self, y):
+        return self.op.Ut(y)
+
+    def U(self, w):
+        return self.op.U(w)
+
+    def pinv(self, y):
+        return self._unflatten(self.op.pinv(y))
+
+    def singulars_like(self, x):
+        return self.op.singulars_like(x)
+
+    @property
+    def singulars(self):
+        return self.op.singulars
+
+    @property
+    def rank(self):
+        return self.op.rank
+
+    def __repr__(self) -> str:
+        return f"{self.op!r} on in_shape={self.in_shape}"
 
 
 def _in_shape(op):

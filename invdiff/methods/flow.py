@@ -5,7 +5,15 @@ from __future__ import annotations
 from .. import likelihoods as _lik
 from .. import samplers as _samplers
 from ..processes import Flow
-from ._common import _as_rng, _flow_start, _run, _under, _x_init, check_arguments
+from ._common import (
+    _as_rng,
+    _flow_start,
+    _operator,
+    _run,
+    _under,
+    _x_init,
+    check_arguments,
+)
 
 __all__ = ["dmps_flow", "dps_flow", "ot_ode"]
 
@@ -24,13 +32,15 @@ def _flow_method(name, model, likelihood, op, y, rng, x_init, n, steps, t_start,
 
 def dmps_flow(model, op, y, sigma_y, *, rng=None, x_init=None, n=None, steps: int = 50,
               lam: float = 2.0, t_start=None, progress=False, return_info=False,
-              record_guidance=False):
+              record_guidance=False, in_shape=None):
     r"""DMPS for flow models (Meng & Kabashima, Alg. 2): Euler on the flow ODE plus
     :math:`\lambda\,\frac{t}{1-t}\,\Delta t\,\nabla\log\tilde p(y\mid x_t)`.
 
     The paper does not give the start time; the guidance weight :math:`t/(1-t)` explodes
     at :math:`t = 1`, so integration starts at :math:`t_0 = 1 - 1/K` (``t_start`` default,
     ``K = steps``) from standard normal noise, and takes ``steps`` Euler steps to ``t = 0``.
+    ``in_shape``: the signal's shape when ``op`` is a plain ``(M, N)`` matrix (as in
+    :func:`invdiff.methods.dmps`).
 
     Examples
     --------
@@ -41,6 +51,7 @@ def dmps_flow(model, op, y, sigma_y, *, rng=None, x_init=None, n=None, steps: in
     >>> ivd.methods.dmps_flow(prior, op, np.array([0.5, -0.5]), 0.1, rng=0, n=4).shape
     (4, 4)
     """
+    op = _operator(op, in_shape)
     check_arguments(model=model, op=op, y=y, sigma_y=sigma_y, x_init=x_init, n=n, steps=steps,
                     lam=lam, t_start=t_start, progress=progress, return_info=return_info,
                     record_guidance=record_guidance)
@@ -51,10 +62,10 @@ def dmps_flow(model, op, y, sigma_y, *, rng=None, x_init=None, n=None, steps: in
 
 def dps_flow(model, op, y, *, rng=None, x_init=None, n=None, steps: int = 50,
              zeta: float = 0.3, t_start=None, progress=False, return_info=False,
-             record_guidance=False):
+             record_guidance=False, in_shape=None):
     r"""DPS in a flow ODE: the DPS term :math:`-\zeta\nabla\|y - A\hat x_0\|` used as the
     likelihood score in the flow ODE (Euler, 50 steps), with the same :math:`a_t, b_t`
-    conversion as :func:`dmps_flow` (start :math:`t_0 = 1 - 1/K`).
+    conversion as :func:`dmps_flow` (start :math:`t_0 = 1 - 1/K`); ``in_shape`` as there.
 
     Examples
     --------
@@ -65,6 +76,7 @@ def dps_flow(model, op, y, *, rng=None, x_init=None, n=None, steps: int = 50,
     >>> ivd.methods.dps_flow(prior, op, np.array([0.5, -0.5]), rng=0, n=4).shape
     (4, 4)
     """
+    op = _operator(op, in_shape)
     check_arguments(model=model, op=op, y=y, x_init=x_init, n=n, steps=steps, zeta=zeta,
                     t_start=t_start, progress=progress, return_info=return_info,
                     record_guidance=record_guidance)
@@ -74,12 +86,14 @@ def dps_flow(model, op, y, *, rng=None, x_init=None, n=None, steps: int = 50,
 
 
 def ot_ode(model, op, y, sigma_y, *, rng=None, x_init=None, n=None, steps: int = 50,
-           t_start: float = 0.8, progress=False, return_info=False, record_guidance=False):
+           t_start: float = 0.8, progress=False, return_info=False, record_guidance=False,
+           in_shape=None):
     r"""OT-ODE (Pokle et al., ICLR 2024): the ΠGDM correction inside the flow ODE.
 
     Starts at ``t_start`` (0.8 in our time, where ``t = 1`` is noise: their recommended
     :math:`t' = 0.2` along the data-ward time) from the noised pseudo-inverse
     :math:`x_{t_0} = (1-t_0) A^+ y + t_0 \varepsilon`, then takes ``steps`` Euler steps.
+    ``in_shape``: as in :func:`dmps_flow`.
 
     Examples
     --------
@@ -90,6 +104,7 @@ def ot_ode(model, op, y, sigma_y, *, rng=None, x_init=None, n=None, steps: int =
     >>> ivd.methods.ot_ode(prior, op, np.array([0.5, -0.5]), 0.1, rng=0, n=4).shape
     (4, 4)
     """
+    op = _operator(op, in_shape, svd=True)  # the start needs A^+ y
     check_arguments(model=model, op=op, y=y, sigma_y=sigma_y, x_init=x_init, n=n, steps=steps,
                     t_start=t_start, required=("t_start",), progress=progress,
                     return_info=return_info, record_guidance=record_guidance)

@@ -151,11 +151,13 @@ class Problem:
         return xp.stack(values), xp.stack(lower), xp.stack(upper)
 
     def in_model_units(self):
-        """The same likelihood for ``x = low + s u``: ``A u = (A/s) x - (low/s) A 1``, so the
-        sampler sees the matrix ``A/s`` and the bins plus ``(low/s) A 1``."""
-        s = self.high - self.low
-        shift = self.low / s * self.xp.sum(self.A, axis=1)
-        return self.A / s, self.lower + shift, self.upper + shift
+        """The same likelihood for ``x = low + s u`` (the prior's units):
+        :func:`invdiff.measurements.to_prior_units`, ``A/s`` and bins plus ``(low/s) A 1``."""
+        import invdiff as ivd
+
+        return ivd.measurements.to_prior_units(self.A, self.lower, self.upper,
+                                               data_range=(0.0, 1.0),
+                                               prior_range=(self.low, self.high))
 
     # shared draws
     def rng(self):

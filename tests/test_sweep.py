@@ -284,3 +284,25 @@ def test_quantized_task_change_of_variables_and_shared_matrix(tiny):
     unit = sw.load_spec(spec, base=base).units()[0]
     record, _ = _execute.execute({"key": "k", "spec": unit.spec, "base": str(base)})
     assert record["status"] == "ok", record["error"]
+
+
+def test_folder_source_gives_the_same_images_as_the_npz(tiny):
+    from PIL import Image
+
+    spec, base = tiny
+    images = np.load(base / "images.npz")["images"]
+    (base / "pngs").mkdir()
+    raw = np.round(images[:4, 0] * 255).astype(np.uint8)
+    for i, a in enumerate(raw):
+        Image.fromarray(a).save(base / "pngs" / f"img{i}.png")
+    spec["data"] = {"pics": {"prior": "gmm", "source": "folder", "path": "pngs"}}
+    spec["methods"] = {"DMPS": {"steps": 5}}
+    sweep = sw.load_spec(spec, base=base)
+    assert {u.images for u in sweep.units()} == {("img0.png", "img1.png", "img2.png",
+                                                 "img3.png")}
+    from invdiff.sweep import _data
+
+    x, scale = _data.images("pics", spec["data"]["pics"], base, ["img2.png"], "test")
+    assert x.shape == (1, 1, 16, 16) and np.allclose(x[0, 0] * 255 / scale, raw[2])
+    summary = sw.run(sweep, base / "out", scheduler="serial", progress=False)
+    assert summary["computed"] == 2 and summary["failed"] == 0

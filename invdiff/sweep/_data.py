@@ -11,7 +11,7 @@ source       images
 ``natural``  the held-out photographs of ``invdiff/data/demo_images.npz``: test = the 8
              quarter tiles (32×32) of the two 64×64 crops, val = the two 32×32 crops
 ``folder``   every image file in ``path`` (sorted by name), validation images in
-             ``val_path``; 8- and 16-bit PNG, JPEG, TIFF ... (Pillow)
+             ``val_path``; 8- and 16-bit PNG, JPEG, TIFF ... (:func:`invdiff.io.read_image`)
 ``npz``      the array ``key`` (default ``images``; validation ``val_key``) of ``path``:
              ``(n, C, H, W)`` or ``(n, H, W)``, uint8 (0–255) or float in ``[0, 1]``
 ===========  ==================================================================================
@@ -197,18 +197,13 @@ def _describe_npz(where, spec, base):
 
 
 def _read_image(where, path):
-    from PIL import Image
+    """``(raw, scale)``: the file's intensities in [0, 1] (``invdiff.io.read_image``)."""
+    from ..io import read_image
 
     try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode in ("I;16", "I;16B", "I"):
-                return np.asarray(im, dtype=np.float64)[None], 65535.0
-            im = im.convert("L") if im.mode in ("L", "1", "LA") else im.convert("RGB")
-            a = np.asarray(im, dtype=np.uint8)
-    except OSError as e:
+        return read_image(path, data_range=(0.0, 1.0), dtype=np.float64), 1.0
+    except (OSError, ValueError) as e:
         raise SweepError(f"{where}: cannot read image {path}: {e}") from None
-    return (a[None] if a.ndim == 2 else a.transpose(2, 0, 1)), 255.0
 
 
 def images(name: str, spec: dict, base, ids, split: str):
@@ -232,11 +227,7 @@ def images(name: str, spec: dict, base, ids, split: str):
     shapes = {a.shape for a, _ in decoded}
     if len(shapes) != 1:
         raise SweepError(f"{where}: images differ in shape {sorted(shapes)}")
-    scales = {s for _, s in decoded}
-    if len(scales) != 1:
-        raise SweepError(f"{where}: mixed 8- and 16-bit images")
-    raw = np.stack([a for a, _ in decoded])
-    return raw, scales.pop()
+    return np.stack([a for a, _ in decoded]), 1.0
 
 
 def _mnist(spec, base):

@@ -50,8 +50,17 @@ class Method:
         The tasks it takes.
     start : {"normal", "uniform"} or None
         The shared start draw passed as ``x_init``; ``None`` lets the recipe start itself.
+    start_scale : str or None
+        The recipe argument whose value scales the normal start (DAPS starts at
+        ``sigma_max`` times N(0, I)).
     sigma_y : bool
         Whether the recipe takes ``sigma_y`` after ``y`` (DPS does not).
+    bins : {"edges", "pair"}
+        Quantized tasks: ``recipe(model, A, lower, upper, sigma)`` or ``recipe(model, A,
+        (lower, upper), sigma)``.
+    reference_units : bool
+        Quantized tasks: ``eps``, ``sigma_max``, ``sigma_min`` (with ``levels``) are given
+        in ``[0, 1]`` units, as in the QCS-SGM reference, and converted to the prior's.
     tuned : str or None
         Baselines: the name of the parameter chosen on validation images.
     requires : callable or None
@@ -73,7 +82,10 @@ class Method:
     kind: str = "posterior"
     measurement: str = "gaussian"
     start: str | None = "normal"
+    start_scale: str | None = None
     sigma_y: bool = True
+    bins: str = "edges"
+    reference_units: bool = False
     tuned: str | None = None
     requires: Callable | None = None
 
@@ -99,21 +111,20 @@ METHODS: dict[str, Method] = {
     "dmps_flow": Method("dmps_flow", "flow"),
     "dps_flow": Method("dps_flow", "flow", sigma_y=False),
     "ot_ode": Method("ot_ode", "flow", start=None),
-    "qcs_sgm": Method("qcs_sgm", "Langevin", measurement="quantized", start="uniform"),
+    "qcs_sgm": Method("qcs_sgm", "Langevin", measurement="quantized", start="uniform",
+                      reference_units=True),
     "qcs_sgm_plus": Method("qcs_sgm_plus", "Langevin", measurement="quantized",
-                           start="uniform"),
+                           start="uniform", reference_units=True),
     "lasso": Method("lasso", "sparsity", kind="baseline", measurement="any", tuned="lam"),
     "tv": Method("tv", "sparsity", kind="baseline", measurement="any", tuned="lam"),
     "biht": Method("biht", "sparsity", kind="baseline", measurement="quantized",
                    tuned="sparsity_k", requires=_one_bit),
 }
 
-# arguments the sweep supplies itself, or that its adapters consume
+# arguments the sweep supplies itself
 _SUPPLIED = {"model", "op", "op_or_A", "A", "y", "y_sign", "sigma_y", "sigma", "lower", "upper",
              "rng", "x_init", "n", "return_info", "progress", "record_guidance", "in_shape",
-             "process", "shape", "callback", "x0", "lam", "sparsity_k"}
-_EXTRA = {"posterior": {"quantized": {"sigma_max", "sigma_min", "levels"}},
-          "baseline": {"any": {"grid"}, "quantized": {"norm"}}}
+             "process", "shape", "callback", "x0"}
 
 
 def default_recipe(label: str) -> str:
@@ -132,11 +143,12 @@ def method_arguments(entry: Method) -> set[str]:
     """The keyword arguments a spec may give this method."""
     params = inspect.signature(recipe_function(entry)).parameters
     names = {n for n, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
-    extra = set()
-    for measurement, keys in _EXTRA[entry.kind].items():
-        if entry.measurement in (measurement, "any") or measurement == "any":
-            extra |= keys
-    return (names - _SUPPLIED) | extra
+    names -= _SUPPLIED
+    if entry.reference_units:
+        names |= {"sigma_max", "sigma_min", "levels"}
+    if entry.kind == "baseline":
+        names = (names - {entry.tuned}) | {"grid"}
+    return names
 
 
 # -- adapters ---------------------------------------------------------------------------------
@@ -153,12 +165,20 @@ def _plain(v) -> bool:
     return v is None or isinstance(v, (bool, int, float, str))
 
 
+def _start(entry, p, args):
+    x = p.start(entry.start)
+    if entry.start_scale is not None:
+        default = inspect.signature(recipe_function(entry)).parameters[entry.start_scale]
+        x = float(args.get(entry.start_scale, default.default)) * x
+    return x
+
+
 def _gaussian(entry, p, args):
     fn = recipe_function(entry)
     head = (p.model, p.op, p.y) + ((p.sigma_y,) if entry.sigma_y else ())
     kw = {"rng": p.rng(), "return_info": True, **args}
     if entry.start is not None:
-        kw["x_init"] = p.start(entry.start)
+        kw["x_init"] = _start(entry, p, args)
     x, info = fn(*head, **kw)
     return x, _info(info)
 
@@ -167,21 +187,25 @@ def _quantized(entry, p, args):
     import invdiff as ivd
 
     fn = recipe_function(entry)
+    params = inspect.signature(fn).parameters
     args = dict(args)
-    s = p.high - p.low
-    levels = {k: args.pop(k) for k in ("sigma_max", "sigma_min", "levels") if k in args}
-    if levels:
-        if len(levels) != 3:
-            raise ValueError("sigma_max, sigma_min and levels go together; received "
-                             f"{sorted(levels)}")
-        args["process"] = ivd.processes.VE.geometric(s * levels["sigma_max"],
-                                                     s * levels["sigma_min"], levels["levels"])
-    eps = args.pop("eps", inspect.signature(fn).parameters["eps"].default)
-    kw = {"rng": p.rng(), "in_shape": p.shape, "eps": s * s * eps, "return_info": True, **args}
+    kw = {"rng": p.rng(), "in_shape": p.shape, "return_info": True}
+    if entry.reference_units:  # [0, 1] units, as the reference: scale to the prior's
+        s = p.high - p.low
+        levels = {k: args.pop(k) for k in ("sigma_max", "sigma_min", "levels") if k in args}
+        if levels:
+            if len(levels) != 3:
+                raise ValueError("sigma_max, sigma_min and levels go together; received "
+                                 f"{sorted(levels)}")
+            kw["process"] = ivd.processes.VE.geometric(
+                s * levels["sigma_max"], s * levels["sigma_min"], levels["levels"])
+        kw["eps"] = s * s * args.pop("eps", params["eps"].default)
     if entry.start is not None:
-        kw["x_init"] = p.start(entry.start)
+        kw["x_init"] = _start(entry, p, args)
     A_x, lower_x, upper_x = p.in_model_units()
-    x, info = fn(p.model, A_x, lower_x, upper_x, p.sigma, **kw)
+    y = (lower_x, upper_x) if entry.bins == "pair" else None
+    head = (p.model, A_x, y) if y is not None else (p.model, A_x, lower_x, upper_x)
+    x, info = fn(*head, p.sigma, **kw, **args)
     return x, _info(info)
 
 

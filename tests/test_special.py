@@ -164,7 +164,7 @@ def test_regime_boundaries_are_continuous():
     for s in (1.0, 3.0, 10.0, 40.0):
         for w in (h / s * (1 - 1e-9), h / s * (1 + 1e-9)):
             cases += [(-s, -s + w), (-s - w, -s), (s - w, s)]
-    x0 = special._CF_START
+    x0 = special._TAIL_START["float64"]
     cases += [(-np.inf, -x0 * (1 + 1e-12)), (-np.inf, -x0 * (1 - 1e-12)),
               (-x0 * (1 + 1e-12) - 5, -x0 * (1 + 1e-12)), (-x0 * (1 - 1e-12) - 5, -x0)]
     a, b = np.array(cases).T

@@ -40,6 +40,8 @@ __all__ = [
     "scalar_like",
     "as_python_float",
     "is_array",
+    "synchronize",
+    "clip",
 ]
 
 
@@ -226,3 +228,59 @@ def as_python_float(t: Any) -> float:
         xp = namespace(t)
         return float(xp.reshape(t, (-1,))[0])
     return float(t)
+
+
+def synchronize(x: Any) -> None:
+    """Wait until the device holding ``x`` has finished all queued work (timing helper).
+
+    Accelerators run array operations asynchronously: a wall-clock time taken right after a
+    call measures only the queueing. This waits for the queue on ``x``'s device — torch CUDA
+    (``torch.cuda.synchronize``), torch MPS, CuPy (the current stream); a no-op for host
+    arrays (NumPy, torch CPU, array-api-strict) and for anything that is not an array.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from invdiff._array_api import synchronize
+    >>> synchronize(np.zeros(3))  # host array: returns at once
+    """
+    if not is_array(x):
+        return
+    xp = array_api_compat.array_namespace(x)
+    if is_torch_namespace(xp):
+        import torch
+
+        kind = x.device.type
+        if kind == "cuda":
+            torch.cuda.synchronize(x.device)
+        elif kind == "mps":
+            torch.mps.synchronize()
+    elif is_cupy_namespace(xp):
+        import cupy
+
+        with x.device:
+            cupy.cuda.get_current_stream().synchronize()
+
+
+def clip(x: Any, low: float | None, high: float | None, xp=None):
+    """``x`` clipped to ``[low, high]`` (Python numbers, ``None`` = no bound), NaN kept.
+
+    ``xp.clip`` of array-api-compat's CuPy wrapper writes through boolean masks, which waits
+    for the device (the mask's count goes to the host); two ``where`` do not. NumPy and torch
+    use their native ``clip``/``clamp``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from invdiff._array_api import clip
+    >>> clip(np.array([-2.0, 0.5, 3.0]), -1.0, 1.0)
+    array([-1. ,  0.5,  1. ])
+    """
+    xp = xp if xp is not None else namespace(x)
+    if is_numpy_namespace(xp) or is_torch_namespace(xp):
+        return xp.clip(x, low, high)
+    if low is not None:
+        x = xp.where(x < low, low, x)
+    if high is not None:
+        x = xp.where(x > high, high, x)
+    return x

@@ -105,6 +105,36 @@ def test_overflowing_messages_fall_back_to_the_diagonal_message():
     assert int(ep.totals["fallback"]) == 2 and ep.totals["calls"] == 1
 
 
+@pytest.mark.parametrize("bits", [12, 16])
+def test_qcs_sgm_plus_float32_many_bits_end_to_end(bits):
+    """The MNIST failure in small: QCS-SGM+ in float32 from the VE prior at sigma_max = 100
+    (the reference's EP turned 24 of these 48 outputs into NaN)."""
+    rng, A, x0 = _small_problem()
+    lower, upper = _quantizer_bins(A @ x0 + 0.05 * rng.normal(size=A.shape[0]), bits)
+    ve = ivd.processes.VE.geometric(100.0, 0.01, 20)
+    prior = ivd.priors.GaussianPrior(np.zeros(24, np.float32), np.eye(24, dtype=np.float32),
+                                     process=ve)
+    x_init = (100.0 * np.random.default_rng(1).normal(size=(2, 24))).astype(np.float32)
+    x, info = ivd.methods.qcs_sgm_plus(prior, *_f32(A, lower, upper), 0.05, rng=0, eps=2e-5,
+                                       x_init=x_init, return_info=True)
+    assert x.dtype == np.float32 and np.isfinite(x).all()
+    assert info["ep_calls"] == 20 * 5 and info["ep_fallback"] == 0
+
+
+def test_qcs_sgm_plus_reports_fallbacks():
+    rng = np.random.default_rng(1)
+    A = (rng.normal(size=(8, 4)) / math.sqrt(8)).astype(np.float32)
+    lower, upper = (v.astype(np.float32) for v in _quantizer_bins(A @ np.ones(4), 1))
+    ve = ivd.processes.VE.geometric(5.0, 0.01, 3)
+    prior = ivd.priors.GaussianPrior(np.zeros(4, np.float32), np.eye(4, dtype=np.float32),
+                                     process=ve)
+    with np.errstate(all="ignore"):
+        x, info = ivd.methods.qcs_sgm_plus(prior, A, lower, upper, 1e-25, rng=0, n=2,
+                                           steps_each=1, return_info=True)
+    assert np.isfinite(x).all()
+    assert info["ep_calls"] == 3 and info["ep_fallback"] == 3 * 2
+
+
 EP_ERR = {"float32": 0.0, "cases": 0}
 
 

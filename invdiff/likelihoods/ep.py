@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 
 from .._array_api import check_positive, device_of, namespace
-from ..special import truncnorm_mean, truncnorm_moments
+from ..special import _halfline_mean, _halfline_moments, truncnorm_mean, truncnorm_moments
 from ._common import Cached
 from .quantized import _Quantized
 
@@ -141,12 +141,18 @@ class QuantizedEP(_Quantized):
             raise ValueError(f"damping must be in [0, 1); received {damping!r}")
         self.damping = damping
         xp = namespace(A=self.A)
+        open_below = xp.isinf(lower)
+        self.halflines = bool(xp.all(open_below | xp.isinf(upper)))  # 1-bit: a fast path
         if tol is None:
-            one_bit = bool(xp.all(xp.isinf(lower) | xp.isinf(upper)))
-            tol = 1e-5 if one_bit else 1e-3
+            tol = 1e-5 if self.halflines else 1e-3
         self.tol = check_positive("tol", tol)
         d, W = _gram_eigh(self.A, self.op)
         self._gram = Cached(d=d, W=W)
+        # half-lines as v_m <= s_m (e_m - b_m) with the sign s_m = +1 for (-inf, u], -1 for
+        # [l, inf): one standardized edge per measurement instead of two
+        ones = xp.ones_like(lower)
+        self._edge = Cached(sign=xp.where(open_below, ones, -ones),
+                            edge=xp.where(open_below, upper, lower))
         self.info: dict = {}
         self.totals: dict = {"calls": 0, "fallback": 0}
 
@@ -184,7 +190,7 @@ class QuantizedEP(_Quantized):
     def _ep(self, xp, c, r2, z, x_t):
         g = self._gram.like(x_t, xp)
         W, D = g["W"], 1.0 / (r2 * g["d"] + self.sigma**2)
-        lo, hi = c["lower"] - z, c["upper"] - z  # the box for v = w - b
+        box = self._box(xp, c, z, x_t)
         h_F = xp.zeros_like(z)
         lam_F = xp.ones_like(z[..., :1])
         m_F = chi_F = h_G = lam_G = None
@@ -193,14 +199,14 @@ class QuantizedEP(_Quantized):
             # factor module: truncated moments under the cavity N(h_F/lam_F, 1/lam_F)
             sq = xp.sqrt(lam_F)
             mu = h_F / lam_F
-            mean_s, var_s = truncnorm_moments(sq * (lo - mu), sq * (hi - mu))
+            mean_s, var_s = self._moments(xp, box, sq, mu)
             m_F = self._damp(it, mu + mean_s / sq, m_F)
             # the floor only matters when every bin has zero width (exact measurements)
-            chi_new = xp.maximum(xp.mean(var_s, axis=-1, keepdims=True), 1e-12) / lam_F
+            chi_new = _at_least(xp, xp.mean(var_s, axis=-1, keepdims=True), 1e-12) / lam_F
             chi_F = self._damp(it, chi_new, chi_F)
             # extrinsic message to the Gaussian module
             h_G = self._damp(it, m_F / chi_F - h_F, h_G)
-            lam_G = self._damp(it, xp.maximum(1.0 / chi_F - lam_F, _LAMBDA_FLOOR), lam_G)
+            lam_G = self._damp(it, _at_least(xp, 1.0 / chi_F - lam_F, _LAMBDA_FLOOR), lam_G)
             # Gaussian (LMMSE) module in the eigenbasis of A A^T, and the extrinsic message
             # back: 1/chi_G - lam_G and m_G/chi_G - h_G without their cancellation
             inv = 1.0 / (lam_G + D)
@@ -256,10 +262,36 @@ class QuantizedEP(_Quantized):
         lam = xp.where(ok, lam_F, 1.0 / (self.sigma**2 + r2 * c["n2"]))
         h = xp.where(ok, h_F, 0.0)
         sq = xp.sqrt(lam)
-        alpha = sq * (c["lower"] - z) - h / sq
-        beta = sq * (c["upper"] - z) - h / sq
-        g = sq * truncnorm_mean(alpha, beta)
+        box = self._box(xp, c, z, x_t)
+        if self.halflines:
+            sign, e = box
+            g = sign * sq * _halfline_mean(sq * e - sign * (h / sq), xp)
+        else:
+            lo, hi = box
+            g = sq * truncnorm_mean(sq * lo - h / sq, sq * hi - h / sq)
         return self._back(g, c, batch, a1, xp)
+
+    def _box(self, xp, c, z, x_t):
+        """The bins for ``v = w - b``: ``(lower - z, upper - z)``, or for half-lines
+        ``(s, s (e - z))`` with ``v_m <= s_m (e_m - z_m)`` after multiplying by ``s_m``."""
+        if not self.halflines:
+            return c["lower"] - z, c["upper"] - z
+        k = self._edge.like(x_t, xp)
+        return k["sign"], k["sign"] * (k["edge"] - z)
+
+    def _moments(self, xp, box, sq, mu):
+        """Standardized truncated moments under the cavity ``N(mu, 1/sq^2)``."""
+        if not self.halflines:
+            lo, hi = box
+            return truncnorm_moments(sq * (lo - mu), sq * (hi - mu))
+        sign, e = box
+        mean, var = _halfline_moments(sq * e - sign * (sq * mu), xp)
+        return sign * mean, var
+
+
+def _at_least(xp, x, low: float):
+    """``max(x, low)`` for a Python ``low`` (``xp.maximum`` would copy ``low`` to the device)."""
+    return xp.where(x < low, low, x)
 
 
 def _positive_int(name: str, value) -> int:

@@ -42,6 +42,8 @@ __all__ = [
     "is_array",
     "synchronize",
     "clip",
+    "wide_dtypes",
+    "index_dtype",
 ]
 
 
@@ -284,3 +286,47 @@ def clip(x: Any, low: float | None, high: float | None, xp=None):
     if high is not None:
         x = xp.where(x > high, high, x)
     return x
+
+
+def wide_dtypes(xp, device) -> tuple[Any, Any]:
+    """``(real, complex)`` dtypes for one-time precise work (SVDs, eigendecompositions).
+
+    ``(float64, complex128)``, or ``(float32, complex64)`` on a device without float64
+    (Apple MPS; array-api-strict's ``"no_float64"`` device), read from
+    ``xp.__array_namespace_info__().dtypes(device=...)``.
+
+    Examples
+    --------
+    >>> import array_api_compat.numpy as xp
+    >>> from invdiff._array_api import wide_dtypes
+    >>> wide_dtypes(xp, "cpu") == (xp.float64, xp.complex128)
+    True
+    """
+    if _has_float64(xp, device):
+        return xp.float64, xp.complex128
+    return xp.float32, xp.complex64
+
+
+def _has_float64(xp, device) -> bool:
+    if is_torch_namespace(xp):  # torch's info lists float64 on MPS, which has none
+        return getattr(device, "type", str(device)) != "mps"
+    try:
+        return "float64" in xp.__array_namespace_info__().dtypes(device=device)
+    except (AttributeError, TypeError, ValueError):  # no inspection API: assume the standard
+        return True
+
+
+def index_dtype(xp, device):
+    """The default indexing dtype of ``device`` (int64, or int32 where int64 is missing).
+
+    Examples
+    --------
+    >>> import array_api_compat.numpy as xp
+    >>> from invdiff._array_api import index_dtype
+    >>> index_dtype(xp, "cpu") == xp.int64
+    True
+    """
+    try:
+        return xp.__array_namespace_info__().default_dtypes(device=device)["indexing"]
+    except (AttributeError, TypeError, ValueError):
+        return xp.int64

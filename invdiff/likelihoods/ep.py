@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 
-from .._array_api import check_positive, device_of, namespace
+from .._array_api import check_positive, device_of, index_dtype, namespace, wide_dtypes
 from ..special import _halfline_mean, _halfline_moments, truncnorm_mean, truncnorm_moments
 from ._common import Cached
 from .quantized import _Quantized
@@ -30,7 +30,7 @@ def _gram_eigh(A, op):
     if op is not None and callable(getattr(op, "gram_eigh", None)):
         return op.gram_eigh()
     xp = namespace(A=A)
-    wide = xp.astype(A, xp.float64) if A.dtype != xp.float64 else A
+    wide = xp.astype(A, wide_dtypes(xp, device_of(A))[0])
     d, W = xp.linalg.eigh(wide @ wide.T)
     d = xp.where(d > 0, d, 0.0)  # A A^T is PSD; rounding can make tiny eigenvalues negative
     return xp.astype(d, A.dtype), xp.astype(W, A.dtype)
@@ -235,7 +235,8 @@ class QuantizedEP(_Quantized):
         iterations = ones + sum(xp.astype(r, change.dtype) for r in running[1:])
         lam = lam_F[..., 0]
         ok = xp.isfinite(lam) & (lam > 0) & xp.all(xp.isfinite(h_F), axis=-1)
-        info = {"iterations": xp.astype(iterations, _index_dtype(xp, change)), "change": change,
+        info = {"iterations": xp.astype(iterations, index_dtype(xp, device_of(change))),
+                "change": change,
                 "converged": change < self.tol, "fallback": ~ok}
         self.totals["calls"] += 1
         self.totals["fallback"] = self.totals["fallback"] + xp.sum(
@@ -299,8 +300,3 @@ def _positive_int(name: str, value) -> int:
             or value < 1:
         raise ValueError(f"{name} must be a positive integer; received {value!r}")
     return int(value)
-
-
-def _index_dtype(xp, like):
-    """The default integer dtype of ``like``'s device (int32 where int64 is missing)."""
-    return xp.__array_namespace_info__().default_dtypes(device=device_of(like))["integral"]

@@ -322,10 +322,16 @@ class TorchScoreModel:
         x, tt, batch = self._prepare(x_t, t)
         with torch.no_grad():
             pred, v = self._split(self._run(x, tt), x.shape[1])
-            log_beta, log_post = _log_variance_bounds(self.process, tt.cpu().double())
-            shape = (-1,) + (1,) * (v.ndim - 1)
-            log_beta = log_beta.to(v.device, v.dtype).reshape(shape)
-            log_post = log_post.to(v.device, v.dtype).reshape(shape)
+            if isinstance(t, (int, float)):  # the samplers' case: Python numbers, no device
+                # round trip (a .cpu() of a GPU tensor would wait for the GPU every step)
+                host_t = torch.tensor([float(t)], dtype=torch.float64)
+                log_beta, log_post = (float(v[0]) for v in
+                                      _log_variance_bounds(self.process, host_t))
+            else:
+                log_beta, log_post = _log_variance_bounds(self.process, tt.cpu().double())
+                shape = (-1,) + (1,) * (v.ndim - 1)
+                log_beta = log_beta.to(v.device, v.dtype).reshape(shape)
+                log_post = log_post.to(v.device, v.dtype).reshape(shape)
             frac = (v + 1) / 2
             log_var = frac * log_beta + (1 - frac) * log_post
         return (from_torch(pred.reshape(*batch, *pred.shape[1:]), x_t),

@@ -19,16 +19,25 @@ SYNCS = frozenset({"__bool__", "__float__", "__int__", "__index__", "__complex__
 
 
 class SyncCounter(TorchFunctionMode):
-    """``with SyncCounter() as c: ...`` then ``c.total`` and ``c.calls`` (a Counter by name)."""
+    """``with SyncCounter() as c: ...`` then ``c.total`` and ``c.calls`` (a Counter by name).
 
-    def __init__(self):
+    With ``device_only=True`` conversions of CPU tensors are not counted (on a GPU run,
+    where host-side bookkeeping tensors are harmless); by default every one is, so that a
+    CPU run predicts what a GPU run would wait for.
+    """
+
+    def __init__(self, device_only: bool = False):
         super().__init__()
+        self.device_only = device_only
         self.calls: collections.Counter = collections.Counter()
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         name = getattr(func, "__name__", "")
         if name in SYNCS or (name == "to" and _to_host(args, kwargs or {})):
-            self.calls[name] += 1
+            on_cpu = bool(args) and isinstance(args[0], torch.Tensor) \
+                and args[0].device.type == "cpu"
+            if not (self.device_only and on_cpu):
+                self.calls[name] += 1
         return func(*args, **(kwargs or {}))
 
     @property

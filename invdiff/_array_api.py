@@ -326,7 +326,14 @@ def index_dtype(xp, device):
     >>> index_dtype(xp, "cpu") == xp.int64
     True
     """
-    try:
-        return xp.__array_namespace_info__().default_dtypes(device=device)["indexing"]
-    except (AttributeError, TypeError, ValueError):
-        return xp.int64
+    key = (xp.__name__, str(device))
+    if key not in _INDEX_DTYPES:  # the namespace info is slow to build: once per device
+        try:
+            _INDEX_DTYPES[key] = xp.__array_namespace_info__().default_dtypes(
+                device=device)["indexing"]
+        except (AttributeError, TypeError, ValueError):
+            _INDEX_DTYPES[key] = xp.int64
+    return _INDEX_DTYPES[key]
+
+
+_INDEX_DTYPES: dict = {}

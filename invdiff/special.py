@@ -119,15 +119,25 @@ def _via_numpy(name: str, x, xp):
     return xp.asarray(out, dtype=x.dtype, device=device_of(x))
 
 
-def _dispatch(name: str, x, xp):
+_FUNCTIONS: dict = {}  # (namespace, name) -> callable: resolved once, not at every call
+
+
+def _resolve(name: str, xp):
     module = _backend_special(xp)
     fn = getattr(module, name, None) if module is not None else None
     if fn is None:
-        return _via_numpy(name, x, xp)
-    out = fn(x)
+        return lambda x: _via_numpy(name, x, xp)
     if is_numpy_namespace(xp):  # scipy returns NumPy scalars for 0-d input
-        out = xp.asarray(out, dtype=x.dtype)
-    return out
+        return lambda x: fn(x) if x.ndim else xp.asarray(fn(x), dtype=x.dtype)
+    return fn
+
+
+def _dispatch(name: str, x, xp):
+    key = (xp, name)
+    fn = _FUNCTIONS.get(key)
+    if fn is None:
+        fn = _FUNCTIONS[key] = _resolve(name, xp)
+    return fn(x)
 
 
 def _checked(name: str, x):
@@ -597,7 +607,8 @@ def truncnorm_moments(a, b):
     edges = xp.stack([hi, lo])
     lam = _hazard(edges, xp)
     delta, v = _below(edges, lam, xp)
-    lam_b, delta_b, v_b, delta_a, v_a = lam[0, ...], delta[0, ...], v[0, ...], delta[1, ...], v[1, ...]
+    lam_b, delta_b, v_b = lam[0, ...], delta[0, ...], v[0, ...]
+    delta_a, v_a = delta[1, ...], v[1, ...]
     wc, e, rho = bins.wide_terms(lo, hi, lam_b, lam[1, ...])
     one_m_rho = 1.0 - rho
     mean_w = lam_b * xp.expm1(wc) / one_m_rho

@@ -324,9 +324,7 @@ class TorchScoreModel:
             pred, v = self._split(self._run(x, tt), x.shape[1])
             if isinstance(t, (int, float)):  # the samplers' case: Python numbers, no device
                 # round trip (a .cpu() of a GPU tensor would wait for the GPU every step)
-                host_t = torch.tensor([float(t)], dtype=torch.float64)
-                log_beta, log_post = (float(v[0]) for v in
-                                      _log_variance_bounds(self.process, host_t))
+                log_beta, log_post = _log_variance_bounds(self.process, float(t), math)
             else:
                 log_beta, log_post = _log_variance_bounds(self.process, tt.cpu().double())
                 shape = (-1,) + (1,) * (v.ndim - 1)
@@ -338,18 +336,23 @@ class TorchScoreModel:
                 from_torch(log_var.reshape(*batch, *log_var.shape[1:]), x_t))
 
 
-def _log_variance_bounds(process: VP, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``log beta_t`` and the clipped ``log beta~_t`` at (possibly fractional) steps ``t``."""
+def _log_variance_bounds(process: VP, t, lib=torch):
+    """``log beta_t`` and the clipped ``log beta~_t`` at (possibly fractional) steps ``t``:
+    a tensor with ``lib=torch``, a Python float with ``lib=math``."""
     def log_ab(s):
-        return 2 * torch.log(process.a(s))
+        return 2 * lib.log(process.a(s))
 
-    t = t.clamp(1.0, process.t_max)
+    if lib is math:
+        t = min(max(t, 1.0), process.t_max)
+        t2 = max(t, 2.0)
+    else:
+        t = t.clamp(1.0, process.t_max)
+        t2 = t.clamp(min=2.0)  # guided-diffusion: step 1 uses the posterior variance of step 2
     log_alpha = log_ab(t) - log_ab(t - 1)
-    log_beta = torch.log(-torch.expm1(log_alpha))
-    t2 = t.clamp(min=2.0)  # guided-diffusion: step 1 uses the posterior variance of step 2
+    log_beta = lib.log(-lib.expm1(log_alpha))
     la2 = log_ab(t2) - log_ab(t2 - 1)
-    log_post = (torch.log(-torch.expm1(la2)) + torch.log(-torch.expm1(log_ab(t2 - 1)))
-                - torch.log(-torch.expm1(log_ab(t2))))
+    log_post = (lib.log(-lib.expm1(la2)) + lib.log(-lib.expm1(log_ab(t2 - 1)))
+                - lib.log(-lib.expm1(log_ab(t2))))
     return log_beta, log_post
 
 

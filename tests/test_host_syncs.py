@@ -15,8 +15,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-import invdiff as ivd  # noqa: E402
 from _syncs import SyncCounter  # noqa: E402
+
+import invdiff as ivd  # noqa: E402
 
 D, M, SIGMA = 6, 3, 0.1
 
@@ -101,3 +102,16 @@ def test_the_counter_sees_conversions():
         if x.sum() > 0:
             pass
     assert c.calls == {"__float__": 1, "__bool__": 2, "tolist": 1, "item": 1}
+
+
+def test_learned_variance_at_a_python_time_equals_the_tensor_path():
+    """The adapter computes ADM's variance bounds for a Python time on the host (no GPU round
+    trip); a tensor of times takes the tensor path: both give the same numbers."""
+    from invdiff_models import adapter
+
+    proc = ivd.processes.VP.linear(1000)
+    for t in (1.0, 1.5, 2.0, 37.25, 999.0, 1000.0):
+        scalar = adapter._log_variance_bounds(proc, t, math)
+        tensor = adapter._log_variance_bounds(proc, torch.tensor([t], dtype=torch.float64))
+        for a, b in zip(scalar, tensor, strict=True):
+            assert isinstance(a, float) and math.isclose(a, float(b[0]), rel_tol=1e-12)

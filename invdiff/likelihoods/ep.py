@@ -13,8 +13,6 @@ per measurement) and a Gaussian (LMMSE) module, both with a scalar precision.
 
 from __future__ import annotations
 
-import math
-
 from .._array_api import check_positive, device_of, index_dtype, namespace, wide_dtypes
 from ..special import _halfline_mean, _halfline_moments, truncnorm_mean, truncnorm_moments
 from ._common import Cached

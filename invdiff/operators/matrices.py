@@ -46,9 +46,10 @@ class DenseMatrix(SVDOperator):
 
     Notes
     -----
-    ``xp.linalg.svd`` in float64 (float32 on a device without it): :math:`A = U_r \mathrm{diag}(s) V_r^\top` with the
-    singular values in decreasing order. :meth:`gram_eigh` gives the eigendecomposition
-    of :math:`A A^\top` that QCS-SGM+'s expectation propagation precomputes.
+    ``xp.linalg.svd`` in float64 (float32 on a device without it):
+    :math:`A = U_r \mathrm{diag}(s) V_r^\top` with the singular values in decreasing order.
+    :meth:`gram_eigh` gives the eigendecomposition of :math:`A A^\top` that QCS-SGM+'s
+    expectation propagation precomputes.
 
     Examples
     --------
@@ -121,8 +122,9 @@ class DenseMatrix(SVDOperator):
 
         Notes
         -----
-        Computed in float64 (float32 on a device without it) with ``xp.linalg.eigh``. QCS-SGM+ (ALGORITHMS.md §5) uses it to
-        make each EP iteration two matrix–vector products instead of an M x M solve.
+        Computed in float64 (float32 on a device without it) with ``xp.linalg.eigh``.
+        QCS-SGM+ (ALGORITHMS.md §5) uses it to make each EP iteration two matrix–vector
+        products instead of an M x M solve.
 
         Examples
         --------

@@ -21,6 +21,9 @@ from the backend: :func:`ndtr`, :func:`log_ndtr` and :func:`erfcx`. Everything e
 with the Array API on top of them, in log space or through the scaled complementary error
 function, so it stays finite and accurate for arguments up to (and well beyond) :math:`\pm 40`,
 for one-sided bins with :math:`\pm\infty` edges and for bins of any width, tiny ones included.
+Each function is a fixed, small number of array operations (regimes selected with ``where``,
+quadrature nodes on a trailing axis): no Python loop over terms, no data-dependent branch,
+nothing that waits for a GPU.
 """
 
 from __future__ import annotations
@@ -571,9 +574,11 @@ def truncnorm_moments(a, b):
     (relative error :math:`\epsilon b^4`). Here, after reflection (centre :math:`\le 0`):
 
     * one-sided :math:`(-\infty, b]`: :math:`1 - \lambda\delta` with
-      :math:`\delta = b + \lambda`; for :math:`b < -3` Laplace's continued fraction
-      :math:`\lambda(-z) = z + 1/(z + 2/(z + 3/(z+\dots)))` gives :math:`\delta = 1/(z+K)`
-      and the variance :math:`\delta (K - \delta)` without cancellation;
+      :math:`\delta = b + \lambda`; below :math:`b = -6` (float64; :math:`-3` in float32)
+      both cancel, and with :math:`z = -b` and :math:`Y = b - X` of density
+      :math:`\propto e^{-zy - y^2/2}` on :math:`y \ge 0`, a 16-point Gauss–Laguerre rule in
+      :math:`u = zy` (integrand :math:`e^{-u^2/(2z^2)}`, smooth) gives :math:`\delta = E[Y]`
+      and the variance :math:`\mathrm{Var}[Y]` to about :math:`10^{-14}`, nothing cancelling;
     * wide two-sided with :math:`b \le 0`: the bin is the signed mixture
       :math:`(P_{\le b} - \rho P_{\le a})/(1-\rho)`, so moments about :math:`b` combine the
       one-sided :math:`(\delta, \mathrm{var})` of both edges:
@@ -583,6 +588,11 @@ def truncnorm_moments(a, b):
       :math:`\gtrsim 0.1`, nothing cancels);
     * narrow: the Gauss–Legendre sums of :func:`truncnorm_mean`,
       :math:`h^2 (S_2/S_0 - (S_1/S_0)^2)`.
+
+    Every regime is computed for every element and the right one selected (``where``), the
+    quadrature nodes living on a trailing axis: about 120 array operations per call whatever
+    the inputs, no data-dependent control flow and no host synchronisation — on a GPU, about
+    120 kernel launches (a Python loop over continued-fraction terms took 630).
 
     Used by the factor module of expectation propagation (QCS-SGM+, Meng & Kabashima, AAAI 2024).
 

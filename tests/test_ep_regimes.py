@@ -197,3 +197,28 @@ def test_ep_is_finite_in_every_qcs_regime(seed, M, N, kind, proc_name, u, log_si
 def test_reported_maximum_float32_error():
     print(f"\nEP float32 vs float64, max error / term scale = {EP_ERR['float32']:.2e} "
           f"over {EP_ERR['cases']} cases")
+
+
+def test_samples_stop_on_their_own_and_host_checks_are_opt_in():
+    """Converged samples freeze on the device; ``check_every`` only adds early exits (host
+    checks), never other numbers."""
+    torch = pytest.importorskip("torch")
+    from _syncs import SyncCounter
+
+    rng, A, x0 = _small_problem()
+    lower, upper = _quantizer_bins(A @ x0 + 0.05 * rng.normal(size=A.shape[0]), 3)
+    x = x0 + np.array([[0.0], [1.0], [3.0]]) * rng.normal(size=(3, A.shape[1]))
+    t = torch.tensor
+    args = (t(A), t(lower), t(upper), 0.05, VE100)
+    plain = ivd.likelihoods.QuantizedEP(*args, iters=30)
+    checked = ivd.likelihoods.QuantizedEP(*args, iters=30, check_every=1)
+    with SyncCounter() as c_plain:
+        s_plain = plain.score(t(x), 0.5)
+    with SyncCounter() as c_checked:
+        s_checked = checked.score(t(x), 0.5)
+    assert torch.equal(s_plain, s_checked)
+    assert torch.equal(plain.info["iterations"], checked.info["iterations"])
+    iters = plain.info["iterations"].tolist()
+    assert len(set(iters)) > 1 and max(iters) < 30  # each sample its own count
+    assert bool(plain.info["converged"].all())
+    assert c_plain.total == 0 and 1 <= c_checked.total <= max(iters)

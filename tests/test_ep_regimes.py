@@ -222,3 +222,19 @@ def test_samples_stop_on_their_own_and_host_checks_are_opt_in():
     assert len(set(iters)) > 1 and max(iters) < 30  # each sample its own count
     assert bool(plain.info["converged"].all())
     assert c_plain.total == 0 and 1 <= c_checked.total <= max(iters)
+
+
+def test_ep_on_a_device_without_float64():
+    """The eigendecomposition of A A^T falls back to float32 there (it was float64 always)."""
+    xs = pytest.importorskip("array_api_strict")
+    dev, cpu = xs.Device("no_float64"), xs.Device("CPU_DEVICE")
+    rng, A, x0 = _small_problem()
+    lower, upper = _quantizer_bins(A @ x0 + 0.05 * rng.normal(size=A.shape[0]), 3)
+    x = x0 + rng.normal(size=(2, A.shape[1]))
+    on = [xs.asarray(v, dtype=xs.float32, device=dev) for v in _f32(A, lower, upper, x)]
+    ep = ivd.likelihoods.QuantizedEP(*on[:3], 0.05, VE100)
+    got = ep.score(on[3], 0.5)
+    assert got.dtype == xs.float32 and got.device == dev
+    want = ivd.likelihoods.QuantizedEP(A, lower, upper, 0.05, VE100).score(x, 0.5)
+    got = to_numpy(got.to_device(cpu))
+    assert np.linalg.norm(got - want) / np.linalg.norm(want) < 1e-4

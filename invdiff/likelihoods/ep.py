@@ -183,12 +183,11 @@ class QuantizedEP(_Quantized):
         ((3, 2), (3, 1), [True, True, True])
         """
         xp, c, batch, a1, r2, z = self._project(x_t, t)
-        return self._ep(xp, c, r2, z, x_t)
+        return self._ep(xp, r2, z, x_t, self._box(xp, c, z, x_t))
 
-    def _ep(self, xp, c, r2, z, x_t):
+    def _ep(self, xp, r2, z, x_t, box):
         g = self._gram.like(x_t, xp)
         W, D = g["W"], 1.0 / (r2 * g["d"] + self.sigma**2)
-        box = self._box(xp, c, z, x_t)
         h_F = xp.zeros_like(z)
         lam_F = xp.ones_like(z[..., :1])
         m_F = chi_F = h_G = lam_G = None
@@ -255,13 +254,13 @@ class QuantizedEP(_Quantized):
             Same shape, namespace, device and dtype as ``x_t``; diagnostics in :attr:`info`.
         """
         xp, c, batch, a1, r2, z = self._project(x_t, t)
-        h_F, lam_F, info = self._ep(xp, c, r2, z, x_t)
+        box = self._box(xp, c, z, x_t)
+        h_F, lam_F, info = self._ep(xp, r2, z, x_t, box)
         # fallback: QCS-SGM's diagonal message, h = 0 and precision 1/v_m per measurement
         ok = ~info["fallback"][..., None]
         lam = xp.where(ok, lam_F, 1.0 / (self.sigma**2 + r2 * c["n2"]))
         h = xp.where(ok, h_F, 0.0)
         sq = xp.sqrt(lam)
-        box = self._box(xp, c, z, x_t)
         if self.halflines:
             sign, e = box
             g = sign * sq * _halfline_mean(sq * e - sign * (h / sq), xp)

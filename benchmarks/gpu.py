@@ -159,8 +159,8 @@ def main(argv=None):
                         help="tiny network, few steps, small EP, one test module (plumbing)")
     parser.add_argument("--steps", type=int, default=None, help="DDPM steps (default 1000)")
     parser.add_argument("--skip-tests", action="store_true", help="no pytest part")
-    parser.add_argument("--test-timeout", type=float, default=240.0,
-                        help="seconds for the pytest part (default 240)")
+    parser.add_argument("--test-timeout", type=float, default=200.0,
+                        help="seconds for the pytest part (default 200)")
     parser.add_argument("--results-dir", default=None,
                         help="where to write the results (default benchmarks/results)")
     args = parser.parse_args(argv)

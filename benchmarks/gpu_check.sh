@@ -34,7 +34,7 @@ nvidia-smi -L 2>/dev/null || echo "no nvidia-smi"
 python3 -c "import torch, array_api_compat; print('torch', torch.__version__, 'cuda',
 torch.cuda.is_available())" || exit 1
 
-# 240 s for the tests (inside gpu.py), the timings after: 480 s in all
+# 200 s for the tests (inside gpu.py), the timings after: 480 s in all
 timeout 480 python3 -m benchmarks.gpu "$@" 2>&1 | tee "$OUT_DIR/gpu_log.txt"
 status=$?
 cp benchmarks/results/gpu.md benchmarks/results/gpu.json "$OUT_DIR"/ 2>/dev/null

@@ -31,7 +31,7 @@ import time
 
 import invdiff as ivd
 
-from ._common import RESULTS, write_results
+from ._common import results_dir, write_results
 from ._timing import ep_floor, ep_problem, median_time
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -195,7 +195,7 @@ def main(argv=None):
 
     table, notes = _table(rows, quick), _notes(rows, steps)
     stem = "gpu" + ("-quick" if quick else "")
-    directory = pathlib.Path(args.results_dir) if args.results_dir else RESULTS
+    directory = results_dir(args.results_dir, quick)
     settings = {"seed": 0, "device": device, "steps": steps, "image_size": size, "batch": 1,
                 "ep_Ms": list(Ms), "ep_N": N, "ep_batch": batch, "dtype": "float32"}
     write_results(stem, ["measure", "value"], table, settings=settings, rows=rows,

@@ -34,7 +34,7 @@ Protocol
   on disk (nothing is downloaded). Also NFE and wall seconds per image (batch ``--batch``).
 
 Run ``python -m benchmarks.restoration [--quick] [--weights-dir DIR]``; writes
-``benchmarks/results/restoration[-quick].md``/``.json`` and ``.png`` (metrics) and
+``benchmarks/results/[quick/]restoration[-quick].md``/``.json`` and ``.png`` (metrics) and
 ``-examples.png`` (the first test image of each task).
 """
 
@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
-import pathlib
 import time
 
 import numpy as np
@@ -51,7 +50,7 @@ import numpy as np
 import invdiff as ivd
 
 from . import _images
-from ._common import RESULTS, add_run_arguments, write_results
+from ._common import add_run_arguments, results_dir, write_results
 
 DDPM_METHODS = ("DMPS", "DPS", "PiGDM")
 FLOW_METHODS = ("DMPS-flow", "DPS-flow", "OT-ODE")
@@ -323,7 +322,7 @@ def main(argv=None):
             continue
         if dataset == "mnist":
             if not _images.mnist_available(data_dir):
-                skipped.append(f"mnist: no MNIST data in {data_dir}")
+                skipped.append(f"mnist: {_images.mnist_missing(args.data_dir)}")
                 continue
             x_val, x_test = _images.mnist_split(data_dir, args.n_val, args.n_test,
                                                 dtype=torch.float32, device=args.device)
@@ -358,7 +357,7 @@ def main(argv=None):
                 "device": args.device, "lpips": lpips_note, "methods": list(args.methods),
                 "pigdm_clip_x0": args.pigdm_clip}
     notes = _notes(args, sources, skipped, lpips_note, partial, rows)
-    directory = pathlib.Path(args.results_dir) if args.results_dir else RESULTS
+    directory = results_dir(args.results_dir, args.quick)
     directory.mkdir(parents=True, exist_ok=True)
     for path in plot(rows, examples, stem, directory):
         print(f"wrote {path}")

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import pathlib
 import time
 
 import numpy as np
@@ -33,7 +32,7 @@ import numpy as np
 import invdiff as ivd
 
 from . import _images
-from ._common import RESULTS, write_results
+from ._common import results_dir, write_results
 from ._timing import ep_floor, ep_problem, median_time, op_count
 
 
@@ -275,7 +274,7 @@ def main(argv=None):
     partial = sorted(sections) != ["ep", "methods", "steps"]
     stem = "speed" + ("-" + "-".join(sorted(sections)) if partial else "") \
         + ("-quick" if args.quick else "")
-    directory = pathlib.Path(args.results_dir) if args.results_dir else RESULTS
+    directory = results_dir(args.results_dir, args.quick)
     png = plot(methods, ep_rows, directory / f"{stem}.png")
     if png is not None:
         notes += f"\n\n![{stem}]({png.name})"

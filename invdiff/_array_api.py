@@ -89,9 +89,14 @@ def namespace(*arrays: Any, **named: Any):
     'array_api_compat.numpy'
     """
     items = [(f"argument {i}", a) for i, a in enumerate(arrays)] + list(named.items())
-    items = [(name, a) for name, a in items if is_array(a)]
-    if not items:
+    arrays = [(name, a) for name, a in items if is_array(a)]
+    if not arrays:
+        if len(items) == 1:  # name the one argument that should have been an array
+            name, a = items[0]
+            raise TypeError(f"{name} must be an array (numpy, torch, cupy, array_api_strict...); "
+                            f"received {type(a).__name__}")
         raise TypeError("expected at least one array argument, received none")
+    items = arrays
     try:
         xp = array_api_compat.array_namespace(*(a for _, a in items))
     except TypeError:
@@ -163,7 +168,10 @@ def check_finite(name: str, x: Any, xp=None) -> None:
 
 
 def check_positive(name: str, value: Any) -> float:
-    """Return ``value`` as a float, raising ``ValueError`` unless it is finite and > 0."""
+    """Return ``value`` as a float, raising ``ValueError`` unless it is finite and > 0
+    (``TypeError`` for a bool or a non-number)."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be a positive real number, not a bool; received {value!r}")
     try:
         v = float(value)
     except (TypeError, ValueError):
@@ -186,6 +194,9 @@ def check_at_least(name: str, value: Any, low: float = 0.0) -> float:
     ...
     ValueError: cond must be a finite number >= 1; received 0.5
     """
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be a real number >= {low:g}, not a bool; received "
+                        f"{value!r}")
     try:
         v = float(value)
     except (TypeError, ValueError):

@@ -319,8 +319,8 @@ def measure(op, x, noise=None, quantizer: Quantizer | None = None, rng=None):
     noise : GaussianNoise or float, optional
         Noise added before quantization; a float is :math:`\sigma`. ``None``: no noise.
     quantizer : Quantizer, optional
-    rng : invdiff.random.Generator, optional
-        Source of the noise; default a fresh ``Generator()`` (OS entropy).
+    rng : invdiff.random.Generator or int, optional
+        Source of the noise (an int is a seed); default a fresh ``Generator()`` (OS entropy).
 
     Returns
     -------
@@ -347,6 +347,16 @@ def measure(op, x, noise=None, quantizer: Quantizer | None = None, rng=None):
     ([-1.0, 1.0], True)
     """
     check_floating("x", x)
+    xp = namespace(x=x)
+    if not bool(xp.all(xp.isfinite(x))):
+        raise ValueError("x must be finite; received NaN or infinite entries")
+    if rng is not None:
+        from .random import Generator
+
+        if isinstance(rng, bool) or not isinstance(rng, (int, Generator)):
+            raise TypeError(f"rng must be None, an integer seed or an invdiff.random.Generator; "
+                            f"received {type(rng).__name__} {rng!r}")
+        rng = rng if isinstance(rng, Generator) else Generator(rng)
     if is_array(op):
         namespace(op=op, x=x)
         if op.ndim != 2:
@@ -361,7 +371,7 @@ def measure(op, x, noise=None, quantizer: Quantizer | None = None, rng=None):
     else:
         raise TypeError(f"op must be a LinearOperator or a matrix; received {type(op).__name__}")
     if noise is not None and not isinstance(noise, GaussianNoise):
-        noise = GaussianNoise(noise)
+        noise = GaussianNoise(check_at_least("noise", noise))
     if noise is not None and noise.sigma > 0:
         if rng is None:
             from .random import Generator
@@ -409,7 +419,11 @@ def _levels(t: tuple[float, ...], levels) -> tuple[float, ...]:
             return (t[0] - 1.0, t[0] + 1.0)
         mids = [(a + b) / 2 for a, b in zip(t, t[1:], strict=False)]
         return (t[0] - (t[1] - t[0]) / 2, *mids, t[-1] + (t[-1] - t[-2]) / 2)
-    lv = tuple(float(v) for v in levels)
+    try:
+        lv = tuple(float(v) for v in levels)
+    except (TypeError, ValueError):
+        raise TypeError(f"levels must be a sequence of numbers or None; received "
+                        f"{type(levels).__name__} {levels!r:.60}") from None
     if len(lv) != len(t) + 1:
         raise ValueError(f"levels must have len(thresholds) + 1 = {len(t) + 1} values; "
                          f"received {len(lv)}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from .. import likelihoods as _lik
 from .. import samplers as _samplers
 from ..processes import VP
-from ._common import _as_rng, _run, _under, _x_init
+from ._common import _as_rng, _run, _under, _x_init, check_arguments
 
 __all__ = ["dmps", "dps", "pigdm"]
 
@@ -67,6 +67,9 @@ def dmps(model, op, y, sigma_y, *, rng=None, x_init=None, n=None, steps: int = 1
     >>> x.shape, info["nfe"]
     ((8, 4), 100)
     """
+    check_arguments(model=model, op=op, y=y, sigma_y=sigma_y, x_init=x_init, n=n, steps=steps,
+                    lam=lam, guidance_at=guidance_at, clip_x0=clip_x0, progress=progress,
+                    return_info=return_info, record_guidance=record_guidance)
     rng = _as_rng(rng)
     model = _under(model, VP, VP.linear)
     guidance = _lik.DMPS(op, y, sigma_y, model.process)
@@ -103,6 +106,9 @@ def dps(model, op, y, *, rng=None, x_init=None, n=None, steps: int = 1000, zeta:
     >>> x.shape
     (4, 4)
     """
+    check_arguments(model=model, op=op, y=y, x_init=x_init, n=n, steps=steps, zeta=zeta,
+                    clip_x0=clip_x0, progress=progress, return_info=return_info,
+                    record_guidance=record_guidance)
     rng = _as_rng(rng)
     model = _under(model, VP, VP.linear)
     guidance = _lik.DPS(op, y, model, zeta=zeta)
@@ -139,6 +145,9 @@ def pigdm(model, op, y, sigma_y, *, rng=None, x_init=None, n=None, steps: int = 
     >>> ivd.methods.pigdm(prior, op, np.array([0.5, -0.5]), 0.1, rng=0, n=4, steps=20).shape
     (4, 4)
     """
+    check_arguments(model=model, op=op, y=y, sigma_y=sigma_y, x_init=x_init, n=n, steps=steps,
+                    eta=eta, clip_x0=clip_x0, progress=progress, return_info=return_info,
+                    record_guidance=record_guidance)
     rng = _as_rng(rng)
     model = _under(model, VP, VP.linear)
     guidance = _lik.PiGDM(op, y, sigma_y, model)

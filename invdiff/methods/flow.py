@@ -5,7 +5,7 @@ from __future__ import annotations
 from .. import likelihoods as _lik
 from .. import samplers as _samplers
 from ..processes import Flow
-from ._common import _as_rng, _run, _under, _x_init
+from ._common import _as_rng, _flow_start, _run, _under, _x_init, check_arguments
 
 __all__ = ["dmps_flow", "dps_flow", "ot_ode"]
 
@@ -15,7 +15,7 @@ def _flow_method(name, model, likelihood, op, y, rng, x_init, n, steps, t_start,
     """Shared body of DMPS-flow and DPS-flow: Euler on the flow ODE from t0 = 1 - 1/K."""
     rng = _as_rng(rng)
     model = _under(model, Flow, Flow.rectified)
-    t0 = 1.0 - 1.0 / steps if t_start is None else t_start
+    t0 = _flow_start(steps, t_start)
     return _run(_samplers.ode, model, _x_init(x_init, y, op, rng, n=n), likelihood(model),
                 scale=scale, steps=steps, method="euler", t_start=t0, rng=rng,
                 progress=progress, return_info=return_info, record_guidance=record_guidance,
@@ -41,6 +41,9 @@ def dmps_flow(model, op, y, sigma_y, *, rng=None, x_init=None, n=None, steps: in
     >>> ivd.methods.dmps_flow(prior, op, np.array([0.5, -0.5]), 0.1, rng=0, n=4).shape
     (4, 4)
     """
+    check_arguments(model=model, op=op, y=y, sigma_y=sigma_y, x_init=x_init, n=n, steps=steps,
+                    lam=lam, t_start=t_start, progress=progress, return_info=return_info,
+                    record_guidance=record_guidance)
     return _flow_method("dmps_flow", model, lambda m: _lik.DMPS(op, y, sigma_y, m.process),
                         op, y, rng, x_init, n, steps, t_start, lam, progress, return_info,
                         record_guidance, {"lam": lam})
@@ -62,6 +65,9 @@ def dps_flow(model, op, y, *, rng=None, x_init=None, n=None, steps: int = 50,
     >>> ivd.methods.dps_flow(prior, op, np.array([0.5, -0.5]), rng=0, n=4).shape
     (4, 4)
     """
+    check_arguments(model=model, op=op, y=y, x_init=x_init, n=n, steps=steps, zeta=zeta,
+                    t_start=t_start, progress=progress, return_info=return_info,
+                    record_guidance=record_guidance)
     return _flow_method("dps_flow", model, lambda m: _lik.DPS(op, y, m, zeta=zeta), op, y,
                         rng, x_init, n, steps, t_start, 1.0, progress, return_info,
                         record_guidance, {"zeta": zeta})
@@ -84,6 +90,9 @@ def ot_ode(model, op, y, sigma_y, *, rng=None, x_init=None, n=None, steps: int =
     >>> ivd.methods.ot_ode(prior, op, np.array([0.5, -0.5]), 0.1, rng=0, n=4).shape
     (4, 4)
     """
+    check_arguments(model=model, op=op, y=y, sigma_y=sigma_y, x_init=x_init, n=n, steps=steps,
+                    t_start=t_start, required=("t_start",), progress=progress,
+                    return_info=return_info, record_guidance=record_guidance)
     rng = _as_rng(rng)
     model = _under(model, Flow, Flow.rectified)
     if x_init is None:

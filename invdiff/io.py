@@ -42,7 +42,6 @@ Examples
 from __future__ import annotations
 
 import errno
-import math
 import os
 import tempfile
 import warnings
@@ -50,10 +49,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ._array_api import device_of, is_array, namespace
+from ._array_api import check_range, device_of, is_array, namespace
 
 __all__ = ["read_image", "write_image", "fit_size", "match_channels", "to_uint8",
-           "AtomicWriter"]
+           "destination_format", "AtomicWriter"]
 
 #: File suffixes :func:`write_image` knows, and the Pillow format each one means.
 FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF",
@@ -144,7 +143,7 @@ def read_image(path, *, model=None, data_range=None, channels=None, size_multipl
     path: the image is 20x30 (width x height), height and width must be multiples of 8
     """
     path = Path(path)
-    data_range = _range("data_range", data_range if data_range is not None else
+    data_range = check_range("data_range", data_range if data_range is not None else
                         getattr(model, "data_range", (-1.0, 1.0)))
     channels = channels if channels is not None else getattr(model, "channels", None)
     size_multiple = size_multiple if size_multiple is not None else getattr(
@@ -427,8 +426,8 @@ def write_image(path, x, *, data_range=(-1.0, 1.0), quality: int = 95, format=No
     Raises
     ------
     ValueError
-        Unknown suffix, missing folder, a shape that is not an image, or NaN / infinite
-        values (never written as black).
+        Unknown suffix (or a format this Pillow cannot write), missing folder, a shape that
+        is not an image, or NaN / infinite values (never written as black).
 
     Notes
     -----
@@ -450,19 +449,59 @@ def write_image(path, x, *, data_range=(-1.0, 1.0), quality: int = 95, format=No
     from PIL import Image
 
     path = Path(path)
-    fmt = format if format is not None else FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise ValueError(f"{name}: unknown image type {path.suffix!r} for {str(path)!r}; use "
-                         f"one of {', '.join(sorted(FORMATS))}")
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise ValueError(f"{name}: folder {str(folder)!r} does not exist")
+    fmt = destination_format(path, format, name=name)
     img = Image.fromarray(to_uint8(x, data_range))
     kwargs = {"quality": int(quality)} if fmt in ("JPEG", "WEBP") else {}
     with AtomicWriter() as w:
         w.add(path, lambda p: img.save(p, format=fmt, **kwargs))
         w.commit()
     return path
+
+
+def destination_format(path, format=None, *, name="path") -> str:
+    """Pillow's name of the format :func:`write_image` writes ``path`` in, after checking it.
+
+    For checking an output path before the work that produces the image.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The output file; its folder must exist.
+    format : str, optional
+        Pillow's name of the format; default from the suffix of ``path`` (``FORMATS``).
+    name : str, default "path"
+        What error messages call ``path``.
+
+    Raises
+    ------
+    ValueError
+        Unknown suffix, a format this Pillow cannot write, or a missing folder.
+
+    Examples
+    --------
+    >>> import invdiff as ivd
+    >>> ivd.io.destination_format("restored.JPG")
+    'JPEG'
+    >>> try:
+    ...     ivd.io.destination_format("restored.xyz", name="--output")
+    ... except ValueError as e:
+    ...     print(str(e).split(";")[0])
+    --output: unknown image type '.xyz' for 'restored.xyz'
+    """
+    from PIL import Image
+
+    path = Path(path)
+    fmt = format.upper() if format is not None else FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"{name}: unknown image type {path.suffix!r} for {str(path)!r}; use "
+                         f"one of {', '.join(sorted(FORMATS))}")
+    Image.init()
+    if fmt not in Image.SAVE:
+        raise ValueError(f"{name}: this Pillow cannot write {fmt} files; use .png")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise ValueError(f"{name}: folder {str(folder)!r} does not exist")
+    return fmt
 
 
 def to_uint8(x, data_range=(-1.0, 1.0)) -> np.ndarray:
@@ -495,7 +534,7 @@ def to_uint8(x, data_range=(-1.0, 1.0)) -> np.ndarray:
     >>> ivd.io.to_uint8(np.zeros((3, 2, 5))).shape
     (2, 5, 3)
     """
-    low, high = _range("data_range", data_range)
+    low, high = check_range("data_range", data_range)
     a = _to_numpy(x)
     if a.ndim == 4 and a.shape[0] == 1:
         a = a[0]
@@ -599,17 +638,6 @@ def _umask() -> int:
 
 
 # ------------------------------------------------------------------------------- validation
-def _range(name: str, value) -> tuple[float, float]:
-    try:
-        low, high = (float(v) for v in value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a pair (low, high) of numbers; "
-                        f"received {value!r}") from None
-    if not (math.isfinite(low) and math.isfinite(high) and low < high):
-        raise ValueError(f"{name} must be finite with low < high; received {value!r}")
-    return low, high
-
-
 def _multiple(m) -> int:
     if m is None:
         return 1

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import FORMATS
+from ..io import _to_numpy, destination_format
 from ._errors import CLIError
 
 __all__ = ["CLIError", "observed_pixels", "check_output_path", "check_output_folder",
@@ -140,41 +140,30 @@ def observed_pixels(v: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray
 def check_output_path(path, *, name: str = "--output", extra=()) -> Path:
     """Validate an output image path before any work is done.
 
-    The suffix must be one of ``invdiff.io.FORMATS`` (and a format this Pillow can write),
-    the folder must exist and accept a new file (probed by creating and deleting one), and
-    neither ``path`` nor the ``extra`` files written next to it may be folders.
+    The suffix must be one of ``invdiff.io.FORMATS`` and a format this Pillow can write, the
+    folder must exist (:func:`invdiff.io.destination_format`) and accept a new file (probed by
+    creating and deleting one), and neither ``path`` nor the ``extra`` files written next to
+    it may be folders.
 
     Examples
     --------
-    >>> from invdiff.cli._io import check_output_path, CLIError
+    >>> from invdiff.cli._io import check_output_path
     >>> check_output_path("out.png").name
     'out.png'
     >>> try:
     ...     check_output_path("out.xyz")
-    ... except CLIError as e:
+    ... except ValueError as e:
     ...     print(str(e).split(":")[0])
     --output
     """
-    from PIL import Image
-
     path = Path(path)
     if not path.name or path.name in (".", ".."):
         raise CLIError(f"{name}: needs a file name such as out.png; received {str(path)!r}")
-    suffix = path.suffix.lower()
-    if suffix not in FORMATS:
-        raise CLIError(f"{name}: unknown image type {path.suffix!r} for {str(path)!r}; use one "
-                       f"of {', '.join(sorted(FORMATS))}")
-    Image.init()
-    if FORMATS[suffix] not in Image.SAVE:
-        raise CLIError(f"{name}: this Pillow cannot write {FORMATS[suffix]} files; use "
-                       f".png")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise CLIError(f"{name}: folder {str(parent)!r} does not exist")
+    destination_format(path, name=name)
     for p in (path, *map(Path, extra)):
         if p.is_dir():
             raise CLIError(f"{name}: {str(p)!r} is a folder, not a file name")
-    _probe_writable(parent, name)
+    _probe_writable(path.parent if str(path.parent) else Path("."), name)
     return path
 
 
@@ -247,7 +236,7 @@ def as_model_array(a, model, kind: str = "float"):
 
 
 def to_numpy(x) -> np.ndarray:
-    """Any array (torch on any device, NumPy, ...) as a float64 NumPy array on the host.
+    """Any array (torch on any device, CuPy, NumPy, ...) as a float64 NumPy array on the host.
 
     Examples
     --------
@@ -256,13 +245,7 @@ def to_numpy(x) -> np.ndarray:
     >>> to_numpy(np.ones(2, dtype=np.float32)).dtype
     dtype('float64')
     """
-    if hasattr(x, "detach"):  # torch
-        x = x.detach().to("cpu")
-    import array_api_compat
-
-    if not isinstance(x, np.ndarray) and array_api_compat.is_cupy_array(x):  # pragma: no cover
-        x = x.get()
-    return np.asarray(x, dtype=np.float64)
+    return np.asarray(_to_numpy(x), dtype=np.float64)  # the host copy of invdiff.io
 
 
 def write_npz(path, arrays: dict) -> None:

@@ -23,6 +23,7 @@ factory            process               prediction             network input fo
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from typing import Any
@@ -460,10 +461,14 @@ class TorchScoreModel:
         x, tt, batch = self._prepare(x_t, t)
         with torch.no_grad():
             pred, v = self._split(self._run(x, tt), x.shape[1])
-            log_beta, log_post = _log_variance_bounds(self.process, tt.cpu().double())
-            shape = (-1,) + (1,) * (v.ndim - 1)
-            log_beta = log_beta.to(v.device, v.dtype).reshape(shape)
-            log_post = log_post.to(v.device, v.dtype).reshape(shape)
+            if isinstance(t, (int, float)):  # the samplers' case: Python numbers, no device
+                # round trip (a .cpu() of a GPU tensor would wait for the GPU every step)
+                log_beta, log_post = _log_variance_bounds(self.process, float(t), math)
+            else:
+                log_beta, log_post = _log_variance_bounds(self.process, tt.cpu().double())
+                shape = (-1,) + (1,) * (v.ndim - 1)
+                log_beta = log_beta.to(v.device, v.dtype).reshape(shape)
+                log_post = log_post.to(v.device, v.dtype).reshape(shape)
             frac = (v + 1) / 2
             log_var = frac * log_beta + (1 - frac) * log_post
         return (from_torch(pred.reshape(*batch, *pred.shape[1:]), x_t),
@@ -484,18 +489,23 @@ def _check_cotangent(cotangent: Any, out: Any) -> None:
                          f"{tuple(out.shape)}; received shape {tuple(cotangent.shape)}")
 
 
-def _log_variance_bounds(process: VP, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``log beta_t`` and the clipped ``log beta~_t`` at (possibly fractional) steps ``t``."""
+def _log_variance_bounds(process: VP, t, lib=torch):
+    """``log beta_t`` and the clipped ``log beta~_t`` at (possibly fractional) steps ``t``:
+    a tensor with ``lib=torch``, a Python float with ``lib=math``."""
     def log_ab(s):
-        return 2 * torch.log(process.a(s))
+        return 2 * lib.log(process.a(s))
 
-    t = t.clamp(1.0, process.t_max)
+    if lib is math:
+        t = min(max(t, 1.0), process.t_max)
+        t2 = max(t, 2.0)
+    else:
+        t = t.clamp(1.0, process.t_max)
+        t2 = t.clamp(min=2.0)  # guided-diffusion: step 1 uses the posterior variance of step 2
     log_alpha = log_ab(t) - log_ab(t - 1)
-    log_beta = torch.log(-torch.expm1(log_alpha))
-    t2 = t.clamp(min=2.0)  # guided-diffusion: step 1 uses the posterior variance of step 2
+    log_beta = lib.log(-lib.expm1(log_alpha))
     la2 = log_ab(t2) - log_ab(t2 - 1)
-    log_post = (torch.log(-torch.expm1(la2)) + torch.log(-torch.expm1(log_ab(t2 - 1)))
-                - torch.log(-torch.expm1(log_ab(t2))))
+    log_post = (lib.log(-lib.expm1(la2)) + lib.log(-lib.expm1(log_ab(t2 - 1)))
+                - lib.log(-lib.expm1(log_ab(t2))))
     return log_beta, log_post
 
 

@@ -112,7 +112,7 @@ def _load_unet(diffusers, unet_dir: str):
     for key, what in (("missing_keys", "missing from the weights"),
                       ("unexpected_keys", "in the weights but not in the config's network"),
                       ("mismatched_keys", "of another shape than the config's network")):
-        keys = [k if isinstance(k, str) else k[0] for k in info.get(key) or []]
+        keys = sorted(k if isinstance(k, str) else k[0] for k in info.get(key) or [])
         if keys:
             shown = ", ".join(keys[:_SHOW]) + (", ..." if len(keys) > _SHOW else "")
             problems.append(f"{len(keys)} keys {what} ({shown})")

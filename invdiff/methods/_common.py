@@ -24,7 +24,13 @@ import math
 import time
 from collections.abc import Callable
 
-from .._array_api import check_floating, check_trailing_shape, is_array, namespace
+from .._array_api import (
+    check_floating,
+    check_trailing_shape,
+    is_array,
+    namespace,
+    synchronize,
+)
 from ..likelihoods._common import as_matrix, event_shape
 from ..operators import DenseMatrix, LinearOperator
 from ..processes import reexpress
@@ -436,9 +442,11 @@ def _run(sampler, model: _Counted, x_init, guidance, *, return_info, record_guid
         if info.get("guidance_norm") is not None:
             norms.append(info["guidance_norm"])
 
+    synchronize(x_init)  # on an accelerator: time the sampling, not work queued before it
     start = time.perf_counter()
     x = sampler(model, x_init, guidance=guidance,
                 callback=callback if record_guidance else None, **kwargs)
+    synchronize(x)  # ... and all of it, not only its queueing
     seconds = time.perf_counter() - start
     if not return_info:
         return x

@@ -102,7 +102,10 @@ def qcs_sgm_plus(model, A, lower, upper, sigma, *, rng=None, x_init=None, n=None
 
     As :func:`qcs_sgm` with :class:`invdiff.likelihoods.QuantizedEP` (``iters`` = 5,
     ``damping`` = 0.02) and the norm-matched weight :math:`\gamma\|s\|/\|\nabla\log\tilde
-    p\|` per step (γ = 0.5 for MNIST, 0.3 for CIFAR/CelebA).
+    p\|` per step (γ = 0.5 for MNIST, 0.3 for CIFAR/CelebA). With ``return_info`` the info
+    also holds ``"ep_calls"`` (EP runs, one per Langevin step) and ``"ep_fallback"`` (how many
+    (call, sample) pairs EP scored with the diagonal message because its own messages
+    overflowed; see :class:`~invdiff.likelihoods.QuantizedEP`).
 
     Examples
     --------
@@ -119,13 +122,22 @@ def qcs_sgm_plus(model, A, lower, upper, sigma, *, rng=None, x_init=None, n=None
                     in_shape=in_shape, eps=eps, steps_each=steps_each, gamma=gamma, iters=iters,
                     damping=damping, final_denoise=final_denoise, progress=progress,
                     return_info=return_info, record_guidance=record_guidance)
-    return _langevin_method(
-        "qcs_sgm_plus", model, process, rng, return_info, record_guidance,
-        lambda proc: _lik.QuantizedEP(A, lower, upper, sigma, proc, iters=iters,
-                                      damping=damping, in_shape=in_shape),
+    made = []
+
+    def likelihood(proc):
+        made.append(_lik.QuantizedEP(A, lower, upper, sigma, proc, iters=iters, damping=damping,
+                                     in_shape=in_shape))
+        return made[-1]
+
+    out = _langevin_method(
+        "qcs_sgm_plus", model, process, rng, return_info, record_guidance, likelihood,
         x_init, lower, _cs_shape(A, lower, n, in_shape), progress=progress, scale=gamma,
         weighting="norm", eps=eps, steps_each=steps_each, final_denoise=final_denoise,
         settings={"iters": iters, "damping": damping})
+    if return_info:  # one device-to-host transfer, after the run
+        out[1]["ep_calls"] = made[0].totals["calls"]
+        out[1]["ep_fallback"] = int(made[0].totals["fallback"])
+    return out
 
 
 def ald_cs(model, A, y, sigma, *, rng=None, x_init=None, n=None, in_shape=None, process=None,

@@ -2,7 +2,8 @@ r"""Base classes: :class:`LinearOperator` and :class:`SVDOperator` (implicit thi
 
 An :class:`SVDOperator` represents :math:`A = U \Sigma V^\top` (thin SVD, ``rank``
 singular values :math:`s_i > 0`) without forming a matrix. Subclasses describe their
-factors once per array namespace and device, in float64 (:meth:`SVDOperator._build64`);
+factors once per array namespace and device, in float64 (:meth:`SVDOperator._build64`; float32
+on a device without float64);
 the base class validates inputs, casts the factors to the input's dtype and caches them,
 so one operator serves NumPy, PyTorch, CuPy and array-api-strict inputs alike.
 
@@ -19,13 +20,12 @@ from .._array_api import (
     check_floating,
     check_trailing_shape,
     device_of,
+    index_dtype,
     is_array,
     namespace,
 )
 
 __all__ = ["LinearOperator", "SVDOperator"]
-
-_EPS64 = 2.220446049250313e-16
 
 
 class LinearOperator:
@@ -195,8 +195,10 @@ class SVDOperator(LinearOperator):
 
     # -- the subclass contract (public names; see the class docstring) ------------------
     def factors(self, xp, device) -> dict:
-        """Subclass hook: the operator's constant arrays, in float64, in namespace ``xp``
-        on ``device``, as a dict that must hold ``"s"``, the 1-D singular values (> 0).
+        """Subclass hook: the operator's constant arrays in namespace ``xp`` on ``device``, in
+        float64 (float32 on a device without float64: build them in
+        ``wide_dtypes(xp, device)``), as a dict that must hold ``"s"``, the 1-D singular
+        values (> 0).
 
         Called once per (namespace, device); the base class casts every floating entry
         to the dtype of each input and caches it, and passes the dict as ``f`` to the
@@ -326,7 +328,8 @@ class SVDOperator(LinearOperator):
         return getattr(type(self), name) is not getattr(SVDOperator, name)
 
     def _build64(self, xp, device) -> dict:
-        """Float64 factors on ``device``; must contain ``"s"`` (1-D singular values)."""
+        """Factors on ``device`` in ``wide_dtypes(xp, device)`` (float64 where the device has
+        it, else float32); must contain ``"s"`` (1-D singular values)."""
         return self.factors(xp, device)
 
     def _Vt(self, xp, f, x):
@@ -581,7 +584,7 @@ def _cast(xp, a, dtype):
 def _keep(xp, s, threshold: float, n: int):
     """Boolean mask of singular values kept: ``s >= threshold`` and above rounding level."""
     s_max = float(xp.max(s)) if s.shape[0] else 0.0
-    tol = s_max * max(n, 1) * _EPS64
+    tol = s_max * max(n, 1) * float(xp.finfo(s.dtype).eps)
     return (s >= threshold) & (s > tol)
 
 
@@ -593,7 +596,7 @@ def _scatter_index(xp, keep):
     """For a boolean mask ``keep`` of length n with r True entries, an index of length n
     mapping kept positions to 0..r-1 and dropped ones to r (a zero slot appended by
     :func:`_scatter`). Gathers only: no in-place writes, so it works in every namespace."""
-    k = xp.astype(keep, xp.int64)
+    k = xp.astype(keep, index_dtype(xp, device_of(keep)))
     r = xp.sum(k)
     return xp.where(keep, xp.cumulative_sum(k) - 1, r)
 

@@ -133,7 +133,8 @@ def spec(args) -> dict:
     return {"name": args.stem or "quantized_cs", "seed": args.seed, "batch": args.batch,
             "device": args.device, "dtype": "float64", "samples": True,
             "priors": {"mnist": prior},
-            "data": {"mnist": {"prior": "mnist", "source": "mnist", "dir": str(args.data_dir),
+            "data": {"mnist": {"prior": "mnist", "source": "mnist",
+                          **({"dir": str(args.data_dir)} if args.data_dir else {}),
                                "test": args.n_test, "val": args.n_val}},
             "tasks": task_tables, "methods": methods(args, list(task_tables))}
 

@@ -49,6 +49,7 @@ Run ``python -m benchmarks.restoration [--quick] [--weights-dir DIR]``; writes
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import pathlib
 import shutil
@@ -106,6 +107,33 @@ def tasks(args) -> dict:
     }
 
 
+@dataclasses.dataclass
+class Task:
+    """One restoration problem as the sweep builds it: operator, noise level, DPS's ζ."""
+
+    name: str
+    op: object
+    sigma_y: float
+    zeta: float
+
+
+def make_tasks(in_shape, like, args, dataset) -> list[Task]:
+    """The tasks of ``dataset`` with the operators (and inpainting mask) its sweep units use,
+    for scripts that run other methods on the same problems (``validation_choices``)."""
+    from invdiff.sweep import _execute
+    from invdiff.sweep import _tasks as sweep_tasks
+
+    out = []
+    for key, table in tasks(args).items():
+        task = sweep_tasks.check_task(key, table)  # with the defaults the units see
+        if sweep_tasks.applicable(task, in_shape) is not None:
+            continue
+        unit = {"seed": args.seed, "data": {"name": dataset}, "task": {"name": key, **task}}
+        op = sweep_tasks.build_operator(task, in_shape, _execute.operator_rng(unit), like)
+        out.append(Task(task["title"], op, task["sigma_y"], ZETA_BY_TASK.get(key, 0.3)))
+    return out
+
+
 def spec(args, datasets) -> dict:
     """The benchmark as a sweep spec (:mod:`invdiff.sweep`): one prior per dataset, every
     task, every method of ``--methods`` at the options' settings."""
@@ -114,7 +142,8 @@ def spec(args, datasets) -> dict:
         priors[name] = ({"weights_dir": str(args.weights_dir)} if args.weights_dir
                         else {"bundled": name})
         if name == "mnist":
-            data[name] = {"prior": name, "source": "mnist", "dir": str(args.data_dir),
+            data[name] = {"prior": name, "source": "mnist",
+                          **({"dir": str(args.data_dir)} if args.data_dir else {}),
                           "test": args.n_test, "val": args.n_val}
         else:
             data[name] = {"prior": name, "source": "natural"}

@@ -93,6 +93,8 @@ def run(quick: bool):
                                                      steps=steps_flow, return_info=True),
         "dps_flow": lambda r: ivd.methods.dps_flow(prior, op, y, rng=r, n=n, steps=steps_flow,
                                                    return_info=True),
+        "dps_flow, score form": lambda r: ivd.methods.dps_flow(
+            prior, op, y, rng=r, n=n, steps=steps_flow, weighting="score", return_info=True),
         "ot_ode": lambda r: ivd.methods.ot_ode(prior, op, y, sigma_y, rng=r, n=n,
                                                steps=steps_flow, return_info=True),
         "ald_cs": lambda r: ivd.methods.ald_cs(prior, A, y, sigma_y, rng=r, n=n,

@@ -5,7 +5,7 @@ Neither has a published value for our setting: no paper gives ζ for DPS in a 50
 disagree on η (see :func:`invdiff.methods.pigdm`). This script measures the candidates on
 the *validation* images only, never on the test images of ``restoration``:
 
-* MNIST digits 9000… (``--n-val``, default 32 of the validation block 9000–9099) and the
+* MNIST digits 9000… (``--n-val``, default 16 of the validation block 9000–9099) and the
   two 32×32 validation crops of the held-out photographs (:mod:`benchmarks._images`);
 * every restoration task of :func:`benchmarks.restoration.make_tasks` (same operators, same
   inpainting mask), with measurement noise drawn from a seed of its own;
@@ -92,8 +92,8 @@ def parse(argv=None):
     p.add_argument("--datasets", default="mnist,natural")
     p.add_argument("--weights-dir", default=None)
     p.add_argument("--data-dir", default=None)
-    p.add_argument("--n-val", type=int, default=None, help="MNIST validation digits (32)")
-    p.add_argument("--zetas", default=None, help="DPS-flow ζ grid (1,2,3,5,10)")
+    p.add_argument("--n-val", type=int, default=None, help="MNIST validation digits (16)")
+    p.add_argument("--zetas", default=None, help="DPS-flow ζ grid (1,3,5,10,20)")
     p.add_argument("--etas", default=None, help="ΠGDM η candidates (0,1)")
     p.add_argument("--flow-steps", type=int, default=None, help="(50)")
     p.add_argument("--pigdm-steps", type=int, default=None, help="(100)")
@@ -101,7 +101,7 @@ def parse(argv=None):
     p.add_argument("--blur-size", type=int, default=5)
     add_run_arguments(p, "validation_choices")
     args = p.parse_args(argv)
-    full = {"n_val": 32, "zetas": "1,2,3,5,10", "etas": "0,1", "flow_steps": 50,
+    full = {"n_val": 16, "zetas": "1,3,5,10,20", "etas": "0,1", "flow_steps": 50,
             "pigdm_steps": 100}
     quick = {"n_val": 4, "zetas": "1,3", "etas": "0,1", "flow_steps": 10, "pigdm_steps": 20}
     for key, value in (quick if args.quick else full).items():

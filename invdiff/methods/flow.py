@@ -110,13 +110,15 @@ def dps_flow(model, op, y, *, rng=None, x_init=None, n=None, steps: int = 50,
       the samples stay close to unconditional ones (about 9 dB on MNIST).
 
     **Step size.** DPS's :math:`\zeta` (0.3 SR/deblurring, 0.5 inpainting) is a per-step size
-    for 1000 steps; no paper gives one for 50 flow steps. The default
-    :math:`\zeta = 3` was chosen on *validation* images only (``python -m
-    benchmarks.dps_flow_zeta``: MNIST 9000–9031 and the two natural validation crops, every
-    restoration task, grid 1, 2, 3, 5, 10, 50 Euler steps), as the value with the best mean
-    PSNR over all tasks and both datasets; see that script's results for the per-task
-    numbers. Start time, Euler and 50 steps as :func:`dmps_flow`. One forward and one
-    backward pass per step.
+    for 1000 steps; no paper gives one for 50 flow steps. The default :math:`\zeta = 3` was
+    chosen on *validation* images only (``python -m benchmarks.validation_choices``: MNIST
+    9000–9015 and the two natural validation crops, every restoration task, 50 Euler
+    steps, grid 1, 3, 5, 10, 20) as the value with the best mean PSNR over tasks:
+    21.14, 21.87, 21.27, 19.12, 16.43 dB (MNIST) and 18.75, 19.69, 18.89, 16.77, 13.78 dB
+    (natural) for ζ = 1, 3, 5, 10, 20.
+    The best value differs by task (e.g. ζ = 1 on MNIST denoising and inpainting, ≥ 10 on
+    natural SR×4); see that script's results. Start time, Euler and 50 steps as
+    :func:`dmps_flow`. One forward and one backward pass per step.
 
     Examples
     --------

@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import math
-import os
 import pathlib
 import time
 
@@ -40,9 +39,35 @@ def setup_torch(threads: int):
 
 
 def default_mnist_dir() -> pathlib.Path:
-    """``$INVDIFF_MNIST_DIR`` or ``<repo>/../shared/data/mnist``."""
-    env = os.environ.get("INVDIFF_MNIST_DIR")
-    return pathlib.Path(env) if env else REPO.parent / "shared" / "data" / "mnist"
+    """The MNIST folder found without being told: ``$INVDIFF_MNIST_DIR`` when set, else
+    ``shared/data/mnist`` next to the checkout (``<repo>/../shared/data/mnist``, or one level
+    higher for worktrees; see :func:`invdiff.cli._io.mnist_candidates`). When none holds the
+    data, the first place looked (check with :func:`mnist_available`; :func:`mnist_missing`
+    says where it looked and how to point to the data).
+
+    Examples
+    --------
+    >>> from benchmarks._images import default_mnist_dir
+    >>> default_mnist_dir().name
+    'mnist'
+    """
+    from invdiff.cli._io import find_mnist, mnist_candidates
+
+    return find_mnist() or mnist_candidates()[0]
+
+
+def mnist_missing(data_dir=None) -> str:
+    """Why MNIST was not found (``data_dir`` is ``--data-dir``) and how to point to it.
+
+    Examples
+    --------
+    >>> from benchmarks._images import mnist_missing
+    >>> mnist_missing("/nowhere").startswith("--data-dir: no t10k-images-idx3-ubyte.gz")
+    True
+    """
+    from invdiff.cli._io import mnist_hint
+
+    return mnist_hint(data_dir, "--data-dir")
 
 
 def mnist_available(data_dir) -> bool:

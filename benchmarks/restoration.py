@@ -42,7 +42,7 @@ Protocol
   :func:`run_baseline`.
 
 Run ``python -m benchmarks.restoration [--quick] [--weights-dir DIR]``; writes
-``benchmarks/results/restoration[-quick].md``/``.json`` and ``.png`` (metrics) and
+``benchmarks/results/[quick/]restoration[-quick].md``/``.json`` and ``.png`` (metrics) and
 ``-examples.png`` (the first test image of each task).
 """
 
@@ -52,7 +52,6 @@ import argparse
 import dataclasses
 import inspect
 import math
-import pathlib
 import time
 
 import numpy as np
@@ -60,7 +59,7 @@ import numpy as np
 import invdiff as ivd
 
 from . import _images
-from ._common import RESULTS, add_run_arguments, write_results
+from ._common import add_run_arguments, results_dir, write_results
 
 INPAINT_OBSERVED = 0.5
 
@@ -378,7 +377,7 @@ def main(argv=None):
             continue
         if dataset == "mnist":
             if not _images.mnist_available(data_dir):
-                skipped.append(f"mnist: no MNIST data in {data_dir}")
+                skipped.append(f"mnist: {_images.mnist_missing(args.data_dir)}")
                 continue
             x_val, x_test = _images.mnist_split(data_dir, args.n_val, args.n_test,
                                                 dtype=torch.float32, device=args.device)
@@ -413,7 +412,7 @@ def main(argv=None):
                 "device": args.device, "lpips": lpips_note, "methods": list(args.methods),
                 "pigdm_clip_x0": args.pigdm_clip}
     notes = _notes(args, sources, skipped, lpips_note, partial, rows)
-    directory = pathlib.Path(args.results_dir) if args.results_dir else RESULTS
+    directory = results_dir(args.results_dir, args.quick)
     directory.mkdir(parents=True, exist_ok=True)
     for path in plot(rows, examples, stem, directory):
         print(f"wrote {path}")

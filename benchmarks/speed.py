@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import pathlib
 import time
 
 import numpy as np
@@ -29,7 +28,7 @@ import numpy as np
 import invdiff as ivd
 
 from . import _images
-from ._common import RESULTS, write_results
+from ._common import results_dir, write_results
 
 
 def _network(batch: int, weights_dir=None):
@@ -193,7 +192,7 @@ def main(argv=None):
                 "torch_threads": _threads()}
     rows = {"methods": methods, "step_seconds": step, "ep": ep_rows, "ep_exponent": slope}
     stem = "speed" + ("-quick" if args.quick else "")
-    directory = pathlib.Path(args.results_dir) if args.results_dir else RESULTS
+    directory = results_dir(args.results_dir, args.quick)
     png = plot(methods, ep_rows, directory / f"{stem}.png")
     if png is not None:
         notes += f"\n\n![{stem}]({png.name})"

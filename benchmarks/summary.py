@@ -20,13 +20,13 @@ import math
 
 import numpy as np
 
-from ._common import RESULTS, markdown_table
+from ._common import markdown_table, results_dir
 
 PAIRS = (("DMPS", "DPS"), ("DMPS", "PiGDM"), ("DMPS-flow", "DPS-flow"), ("DMPS-flow", "OT-ODE"))
 
 
 def _load(stem):
-    path = RESULTS / f"{stem}.json"
+    path = results_dir(quick=stem.endswith("-quick")) / f"{stem}.json"
     return json.loads(path.read_text()) if path.exists() else None
 
 
@@ -131,7 +131,8 @@ def quantized_tables(payload) -> str:
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="summarise the -quick results")
+    p.add_argument("--quick", action="store_true",
+                   help="summarise the -quick results (in benchmarks/results/quick)")
     args = p.parse_args(argv)
     suffix = "-quick" if args.quick else ""
     stems = (("restoration", restoration_tables),

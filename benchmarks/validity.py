@@ -17,7 +17,6 @@ No method's settings are tuned here: each runs with its paper's defaults.
 from __future__ import annotations
 
 import argparse
-import pathlib
 import time
 
 import numpy as np
@@ -26,7 +25,7 @@ from scipy.special import log_ndtr
 import invdiff as ivd
 
 from . import _images
-from ._common import RESULTS, write_results
+from ._common import results_dir, write_results
 
 
 def grid_mixture(d: int, process):
@@ -180,7 +179,7 @@ def main(argv=None):
              "its fixed-length normalised steps scatter the samples by about ζ; the 'score "
              "form' row is the earlier reading (the DPS term weighted like a score, ζ = 0.3).")
     stem = "validity" + ("-quick" if args.quick else "")
-    directory = pathlib.Path(args.results_dir) if args.results_dir else RESULTS
+    directory = results_dir(args.results_dir, args.quick)
     png = plot(rows, directory / f"{stem}.png")
     if png is not None:
         notes += f"\n\n![{stem}]({png.name})"

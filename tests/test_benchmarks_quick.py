@@ -2,15 +2,17 @@
 
 Slow (up to about a minute each on one CPU thread), so outside the default run; CI runs them
 with ``pytest -m slow tests/test_benchmarks_quick.py``. ``validity`` needs nothing; ``speed``
-needs the MNIST prior; ``quantized_cs`` also needs the MNIST test file (``$INVDIFF_MNIST_DIR``
-or ``../shared/data/mnist``); ``restoration`` uses MNIST when it has it, else the bundled
-natural crops. The prior is the bundled one, or the export folder named by
-``$INVDIFF_BENCH_WEIGHTS`` (e.g. an unfinished training run); what is missing skips.
-Results go to a temporary folder, not ``benchmarks/results``.
+needs the MNIST prior; ``quantized_cs`` also needs the MNIST test file (``$INVDIFF_MNIST_DIR``,
+or found in ``shared/data/mnist`` next to the checkout); ``restoration`` uses MNIST when it
+has it, else the bundled natural crops. The prior is the bundled one, or the export folder
+named by ``$INVDIFF_BENCH_WEIGHTS`` (e.g. an unfinished training run); what is missing skips.
+Results go to a temporary folder (``--results-dir``); one run checks the default, the
+gitignored ``benchmarks/results/quick/``, and that no committed result changes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -136,3 +138,18 @@ def test_speed_quick(tmp_path):
     assert methods["DMPS"]["time_vs_dmps"] == 1.0
     assert all(r["nfe"] > 0 and r["seconds_per_image"] > 0 for r in methods.values())
     assert len(payload["rows"]["ep"]) == 3
+
+
+def test_quick_without_results_dir_leaves_committed_results_alone():
+    """``--quick`` with no ``--results-dir`` writes to ``benchmarks/results/quick/`` only."""
+    from benchmarks import _common, sampler_overhead
+
+    def digests():
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in _common.RESULTS.glob("*") if p.is_file()}
+
+    before = digests()
+    sampler_overhead.main(["--quick"])
+    assert digests() == before
+    out = _common.QUICK_RESULTS / "sampler_overhead-quick.json"
+    assert json.loads(out.read_text())["name"] == "sampler_overhead-quick"

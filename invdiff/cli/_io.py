@@ -13,29 +13,97 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
 
+from ._errors import CLIError
+
 __all__ = ["CLIError", "read_image", "match_channels", "observed_pixels", "to_uint8",
-           "encode_image", "AtomicWriter", "check_output_path", "IMAGE_SUFFIXES",
-           "as_model_array", "to_numpy", "write_npz", "check_device", "set_threads",
-           "runtime_info"]
+           "encode_image", "AtomicWriter", "check_output_path", "check_output_folder",
+           "IMAGE_SUFFIXES", "MAX_PIXELS", "as_model_array", "to_numpy", "synchronize",
+           "write_npz", "check_device", "set_threads", "runtime_info", "MNIST_FILE",
+           "mnist_candidates", "find_mnist", "mnist_hint"]
 
 #: Output formats ``restore`` writes (Pillow names them by suffix).
 IMAGE_SUFFIXES = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF",
                   ".tiff": "TIFF", ".bmp": "BMP", ".webp": "WEBP"}
 
 
-class CLIError(Exception):
-    """A user error the command line reports on stderr with a non-zero exit (no traceback).
+#: The file of MNIST's test images (the priors' data; held-out indices 9000-9999).
+MNIST_FILE = "t10k-images-idx3-ubyte.gz"
+
+
+def mnist_candidates(explicit=None) -> list[Path]:
+    """Folders that may hold :data:`MNIST_FILE`, in the order they are tried.
+
+    ``explicit`` (a ``--data-dir`` value other than ``"auto"``) is the only candidate when
+    given, else ``$INVDIFF_MNIST_DIR`` when set; otherwise ``shared/data/mnist`` one and two
+    levels above the repository checkout and above the working directory (the layout
+    ``<work>/<checkout>`` next to ``<work>/shared``, and worktrees one level deeper).
 
     Examples
     --------
-    >>> from invdiff.cli._io import CLIError
-    >>> str(CLIError("--input: file not found"))
-    '--input: file not found'
+    >>> from invdiff.cli._io import mnist_candidates
+    >>> [p.name for p in mnist_candidates("/data/mnist")]
+    ['mnist']
+    >>> all(p.name == "mnist" for p in mnist_candidates())
+    True
     """
+    if explicit is not None and explicit != "auto":
+        return [Path(explicit)]
+    env = os.environ.get("INVDIFF_MNIST_DIR")
+    if env:  # the user said where: no guessing elsewhere
+        return [Path(env)]
+    out = []
+    for base in _search_bases():
+        for above in (base.parent, base.parent.parent):
+            out.append(above / "shared" / "data" / "mnist")
+    seen, unique = set(), []
+    for p in out:
+        if p not in seen:
+            seen.add(p)
+            unique.append(p)
+    return unique
+
+
+def _search_bases() -> list[Path]:
+    """The repository checkout this package runs from, and the working directory."""
+    return [Path(__file__).resolve().parents[2], Path.cwd().resolve()]
+
+
+def find_mnist(explicit=None) -> Path | None:
+    """The first of :func:`mnist_candidates` that holds :data:`MNIST_FILE`, or ``None``.
+
+    Examples
+    --------
+    >>> from invdiff.cli._io import find_mnist
+    >>> find_mnist("/no/such/folder") is None
+    True
+    """
+    for folder in mnist_candidates(explicit):
+        if (folder / MNIST_FILE).is_file():
+            return folder
+    return None
+
+
+def mnist_hint(explicit=None, option: str = "--data-dir") -> str:
+    """The error message when :func:`find_mnist` found nothing: where it looked, what to do.
+
+    Examples
+    --------
+    >>> from invdiff.cli._io import mnist_hint
+    >>> mnist_hint("/data", "--data-dir").split(";")[0]
+    "--data-dir: no t10k-images-idx3-ubyte.gz in '/data'"
+    """
+    todo = (f"pass {option} DIR or set INVDIFF_MNIST_DIR=DIR, where DIR holds {MNIST_FILE} "
+            f"(MNIST's test images, from the MNIST distribution)")
+    if explicit is not None and explicit != "auto":
+        return f"{option}: no {MNIST_FILE} in {str(explicit)!r}; {todo}"
+    looked = ", ".join(str(p) for p in mnist_candidates())
+    env = " ($INVDIFF_MNIST_DIR)" if os.environ.get("INVDIFF_MNIST_DIR") else ""
+    return f"{option}: MNIST not found (looked for {MNIST_FILE} in {looked}{env}); {todo}"
 
 
 def demo_images() -> dict:
@@ -47,6 +115,13 @@ def demo_images() -> dict:
         return {k: f[k] for k in f.files if k != "provenance"}
 
 
+#: Largest image (pixels) the commands decode: Pillow's limit for untrusted files (about
+#: 89 million pixels); a file declaring more is refused before anything is decoded.
+MAX_PIXELS = 89_478_485
+#: Tolerance on the range of floating-point images (rounding in the program that wrote them).
+_FLOAT_SLACK = 1e-3
+
+
 def read_image(path, *, name: str = "--input") -> np.ndarray:
     """Decode an image file into a ``(C, H, W)`` float32 array in ``[0, 1]``.
 
@@ -54,20 +129,24 @@ def read_image(path, *, name: str = "--input") -> np.ndarray:
     ----------
     path : path-like
         Any format Pillow decodes (PNG, JPEG, TIFF, BMP, WebP ...). Grayscale stays one
-        channel; palette, CMYK and alpha images become RGB (alpha dropped); 16-bit
-        grayscale is divided by 65535.
+        channel; palette, CMYK, YCbCr and alpha images become RGB (alpha dropped); 16-bit
+        grayscale is divided by 65535; 32-bit float images must hold intensities in
+        ``[0, 1]``. The EXIF orientation is applied (the image as viewers show it); of an
+        animation or a multi-page file the first frame is read (with a warning).
     name : str
         The option the path came from, used in error messages.
 
     Returns
     -------
     numpy.ndarray
-        ``(1, H, W)`` or ``(3, H, W)`` float32.
+        ``(1, H, W)`` or ``(3, H, W)`` float32, finite, in ``[0, 1]``.
 
     Raises
     ------
     CLIError
-        Missing, unreadable or undecodable file.
+        Missing, unreadable or undecodable file; a folder or a device instead of a file; an
+        image declaring more than :data:`MAX_PIXELS` pixels (refused before decoding);
+        non-finite pixels; float or 32-bit integer pixels outside the intensity range.
 
     Examples
     --------
@@ -80,33 +159,98 @@ def read_image(path, *, name: str = "--input") -> np.ndarray:
     >>> x.shape, float(x.max())
     ((1, 4, 6), 1.0)
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     path = Path(path)
-    if not path.is_file():
-        raise CLIError(f"{name}: no such file: {str(path)!r}")
+    _check_readable(path, name)
     try:
-        with Image.open(path) as img:
-            img.load()
-            return _decode(img)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise CLIError(f"{name}: cannot read {str(path)!r} as an image "
-                       f"(PNG, JPEG, TIFF, BMP, WebP ...): {e}") from None
+        with warnings.catch_warnings():
+            # a file declaring a huge size is refused, not decoded (decompression bombs)
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.filterwarnings("ignore", message="Palette images with Transparency")
+            with Image.open(path) as img:
+                _check_size(img, path, name)
+                frames = getattr(img, "n_frames", 1)
+                img.load()
+                oriented = _exif_transpose(img)
+                v = _decode(oriented, path, name)
+    except CLIError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise CLIError(f"{name}: {str(path)!r} declares too many pixels to decode safely "
+                       f"({e}); downscale or crop it") from None
+    except MemoryError:
+        raise CLIError(f"{name}: not enough memory to decode {str(path)!r}") from None
+    except Exception as e:  # noqa: BLE001 - a corrupt file can fail anywhere in a decoder
+        raise CLIError(f"{name}: cannot read {str(path)!r} as an image (PNG, JPEG, TIFF, "
+                       f"BMP, WebP ...): {type(e).__name__}: {e}") from None
+    if frames > 1:
+        warnings.warn(f"{name}: {str(path)!r} has {frames} frames; only the first is used",
+                      stacklevel=2)
+    return v
 
 
-def _decode(img) -> np.ndarray:
+def _check_readable(path: Path, name: str) -> None:
+    if path.is_dir():
+        raise CLIError(f"{name}: {str(path)!r} is a folder, not an image file")
+    if not path.exists():
+        raise CLIError(f"{name}: no such file: {str(path)!r}")
+    if not path.is_file():  # a FIFO or a device would block or never end
+        raise CLIError(f"{name}: {str(path)!r} is not a regular file")
+    if not os.access(path, os.R_OK):
+        raise CLIError(f"{name}: permission denied: {str(path)!r}")
+
+
+def _check_size(img, path: Path, name: str) -> None:
+    w, h = img.size
+    if w < 1 or h < 1:
+        raise CLIError(f"{name}: {str(path)!r} is empty ({w}x{h} pixels)")
+    if w * h > MAX_PIXELS:
+        raise CLIError(f"{name}: {str(path)!r} declares {w}x{h} = {w * h:,} pixels, more than "
+                       f"the {MAX_PIXELS:,} this command decodes (a decompression-bomb guard); "
+                       f"downscale or crop it")
+
+
+def _exif_transpose(img):
+    from PIL import ImageOps
+
+    try:
+        return ImageOps.exif_transpose(img) or img
+    except Exception:  # noqa: BLE001 - a broken EXIF block: keep the stored orientation
+        return img
+
+
+def _decode(img, path: Path, name: str) -> np.ndarray:
     mode = img.mode
-    if mode in ("I;16", "I;16B", "I;16L", "I"):
-        a = np.asarray(img, dtype=np.float64) / 65535.0
-        return np.clip(a, 0.0, 1.0).astype(np.float32)[None]
+    if mode.startswith("I;16"):
+        return (np.asarray(img, dtype=np.float32) / 65535.0)[None]
+    if mode == "I":  # 32-bit integers: 16-bit PNGs on some Pillow versions
+        a = np.asarray(img, dtype=np.float64)
+        if a.min() < 0 or a.max() > 65535:
+            raise CLIError(f"{name}: {str(path)!r} holds 32-bit integer pixels in "
+                           f"[{a.min():.0f}, {a.max():.0f}]; only 0..65535 (16-bit) is "
+                           f"understood: save it as an 8- or 16-bit image")
+        return (a / 65535.0).astype(np.float32)[None]
     if mode == "F":
-        return np.clip(np.asarray(img, dtype=np.float32), 0.0, 1.0)[None]
-    if mode in ("1", "L"):
+        a = np.asarray(img, dtype=np.float32)
+        if not np.all(np.isfinite(a)):
+            bad = int(np.size(a) - np.count_nonzero(np.isfinite(a)))
+            raise CLIError(f"{name}: {str(path)!r} has {bad} non-finite pixel(s) (NaN or "
+                           f"infinity)")
+        if a.min() < -_FLOAT_SLACK or a.max() > 1 + _FLOAT_SLACK:
+            raise CLIError(f"{name}: {str(path)!r} is a floating-point image with values in "
+                           f"[{a.min():.4g}, {a.max():.4g}]; floating-point images must hold "
+                           f"intensities in [0, 1]")
+        return np.clip(a, 0.0, 1.0)[None]
+    if mode in ("1", "L", "LA", "La"):
         return (np.asarray(img.convert("L"), dtype=np.float32) / 255.0)[None]
-    if mode == "LA":
-        return (np.asarray(img.convert("L"), dtype=np.float32) / 255.0)[None]
-    rgb = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
-    return np.ascontiguousarray(rgb.transpose(2, 0, 1))
+    try:
+        rgb = img.convert("RGB")
+    except ValueError as e:  # e.g. LAB or HSV: Pillow converts only some modes
+        raise CLIError(f"{name}: {str(path)!r} has colour mode {mode!r}, which cannot be "
+                       f"converted to RGB here ({e}); save it as RGB or grayscale") from None
+    a = np.asarray(rgb, dtype=np.float32) / 255.0
+    return np.ascontiguousarray(a.transpose(2, 0, 1))
 
 
 def match_channels(v: np.ndarray, channels: int) -> np.ndarray:
@@ -173,10 +317,12 @@ def to_uint8(x) -> np.ndarray:
     return a[0] if a.shape[0] == 1 else np.ascontiguousarray(a.transpose(1, 2, 0))
 
 
-def check_output_path(path, *, name: str = "--output") -> Path:
+def check_output_path(path, *, name: str = "--output", extra=()) -> Path:
     """Validate an output image path before any work is done.
 
-    The folder must exist and the suffix must be one of :data:`IMAGE_SUFFIXES`.
+    The suffix must be one of :data:`IMAGE_SUFFIXES` (and a format this Pillow can write),
+    the folder must exist and accept a new file (probed by creating and deleting one), and
+    neither ``path`` nor the ``extra`` files written next to it may be folders.
 
     Examples
     --------
@@ -189,16 +335,67 @@ def check_output_path(path, *, name: str = "--output") -> Path:
     ...     print(str(e).split(":")[0])
     --output
     """
+    from PIL import Image
+
     path = Path(path)
-    if path.suffix.lower() not in IMAGE_SUFFIXES:
+    if not path.name or path.name in (".", ".."):
+        raise CLIError(f"{name}: needs a file name such as out.png; received {str(path)!r}")
+    suffix = path.suffix.lower()
+    if suffix not in IMAGE_SUFFIXES:
         raise CLIError(f"{name}: unknown image type {path.suffix!r} for {str(path)!r}; use one "
                        f"of {', '.join(sorted(IMAGE_SUFFIXES))}")
+    Image.init()
+    if IMAGE_SUFFIXES[suffix] not in Image.SAVE:
+        raise CLIError(f"{name}: this Pillow cannot write {IMAGE_SUFFIXES[suffix]} files; use "
+                       f".png")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise CLIError(f"{name}: folder {str(parent)!r} does not exist")
-    if path.is_dir():
-        raise CLIError(f"{name}: {str(path)!r} is a folder, not a file name")
+    for p in (path, *map(Path, extra)):
+        if p.is_dir():
+            raise CLIError(f"{name}: {str(p)!r} is a folder, not a file name")
+    _probe_writable(parent, name)
     return path
+
+
+def check_output_folder(path, *, name: str = "--out") -> Path:
+    """Validate an output folder before any work is done, without creating it.
+
+    The folder, or the nearest existing folder above it (where it will be created), must
+    accept new files; an existing file of that name is refused.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> from invdiff.cli._io import check_output_folder
+    >>> d = tempfile.mkdtemp()
+    >>> check_output_folder(os.path.join(d, "a", "b")).name
+    'b'
+    >>> os.path.exists(os.path.join(d, "a"))
+    False
+    """
+    path = Path(path)
+    existing = path
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        what = "exists and is not a folder" if existing == path else \
+            f"cannot be created: {str(existing)!r} is a file"
+        raise CLIError(f"{name}: {str(path)!r} {what}")
+    _probe_writable(existing, name)
+    return path
+
+
+def _probe_writable(folder: Path, name: str) -> None:
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".invdiff-probe.", dir=folder)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as e:
+        raise CLIError(f"{name}: cannot write into folder {str(folder)!r}: "
+                       f"{e.strerror or e}") from None
 
 
 def encode_image(x, path, fmt: str | None = None) -> None:
@@ -362,13 +559,44 @@ def check_device(device: str) -> None:
 
     try:
         dev = torch.device(device)
-    except (RuntimeError, ValueError) as e:
-        raise CLIError(f"--device: {device!r} is not a device name (cpu, cuda, cuda:N): {e}") \
-            from None
+    except (RuntimeError, ValueError, TypeError) as e:
+        raise CLIError(f"--device: {device!r} is not a device name (cpu, cuda, cuda:N, mps): "
+                       f"{e}") from None
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise CLIError(f"--device: {device!r}: only cpu, cuda, cuda:N and mps are supported")
+    if dev.type == "cpu" and dev.index not in (None, 0):
+        raise CLIError(f"--device: {device!r}: the CPU has no index; use cpu")
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise CLIError(f"--device {device}: CUDA is not available in this torch build/machine")
+        raise CLIError(f"--device {device}: CUDA is not available in this torch build/machine; "
+                       f"use --device cpu")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
         raise CLIError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s)")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None)
+                                  and torch.backends.mps.is_available()):
+        raise CLIError(f"--device {device}: Apple's MPS is not available here; use --device cpu")
+
+
+def synchronize(x) -> None:
+    """Wait until the device computing ``x`` is done (for timing; CPU arrays: no-op).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from invdiff.cli._io import synchronize
+    >>> synchronize(np.zeros(2))
+    """
+    if hasattr(x, "device") and getattr(x.device, "type", None) == "cuda":
+        import torch
+
+        torch.cuda.synchronize(x.device)
+    elif hasattr(x, "device") and getattr(x.device, "type", None) == "mps":  # pragma: no cover
+        import torch
+
+        torch.mps.synchronize()
+    elif type(x).__module__.startswith("cupy"):  # pragma: no cover - needs a GPU
+        import cupy
+
+        cupy.cuda.get_current_stream().synchronize()
 
 
 def set_threads(n: int) -> None:

@@ -341,7 +341,7 @@ def parse(argv=None):
     p.add_argument("--methods", default=",".join(METHODS),
                    help="comma-separated subset of " + ", ".join(METHODS) + " (default all)")
     p.add_argument("--pigdm-clip", action="store_true",
-                   help="clip ΠGDM's x̂0 to [-1, 1] (its paper does not; DMPS does)")
+                   help="clip ΠGDM's x̂0 to [-1, 1] (its paper and code do not; DMPS does)")
     p.add_argument("--blur-sigma", type=float, default=1.5)
     p.add_argument("--blur-size", type=int, default=5)
     add_run_arguments(p, "restoration")
@@ -443,7 +443,7 @@ def _notes(args, sources, skipped, lpips_note, partial, rows):
             f"{args.threads} torch thread(s), shared CPU: compare within a run). "
             f"Priors: {sources}. {lpips_note}.")
     if args.pigdm_clip:
-        text += " ΠGDM clips x̂0 to [-1, 1] in this run (--pigdm-clip; its paper does not)."
+        text += " ΠGDM clips x̂0 to [-1, 1] in this run (--pigdm-clip; its paper and code do not)."
     if skipped:
         text += " Skipped: " + "; ".join(skipped) + "."
     diverged = list(dict.fromkeys(r["method"] for r in rows if r["n_finite"] < r["n"]))

@@ -1,8 +1,8 @@
 """Compact tables of the full runs, for ``benchmarks/README.md``.
 
 Reads ``benchmarks/results/restoration.json`` and ``quantized_cs.json`` (or the ``-quick``
-files with ``--quick``), and the supplementary runs ``restoration-pigdm-clip``,
-``quantized_cs-part2-stable`` and ``quantized_cs-baselines-wide-grid`` when present. Prints
+files with ``--quick``), and the supplementary runs ``quantized_cs-part2-stable`` and
+``quantized_cs-baselines-wide-grid`` when present. Prints
 Markdown: one row per task and one column per method (PSNR and SSIM, the best PSNR of each
 row in bold), the data consistency ‖y − A x̂‖/(σ_y √M) of each method (when the run recorded
 it), the cost per image of each method, the paired PSNR differences of DMPS against
@@ -136,7 +136,6 @@ def main(argv=None):
     args = p.parse_args(argv)
     suffix = "-quick" if args.quick else ""
     stems = (("restoration", restoration_tables),
-             ("restoration-pigdm-clip", restoration_tables),
              ("quantized_cs", quantized_tables),
              ("quantized_cs-part2-stable", quantized_tables),
              ("quantized_cs-baselines-wide-grid", quantized_tables))

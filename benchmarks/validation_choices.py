@@ -16,13 +16,12 @@ The pick is the value with the best PSNR averaged over tasks, then over the two 
 (each dataset weighs the same, however many images it has).
 
 Run ``python -m benchmarks.validation_choices [--quick]``; writes
-``benchmarks/results/validation_choices[-quick].md`` and ``.json``.
+``benchmarks/results/[quick/]validation_choices[-quick].md`` and ``.json``.
 """
 
 from __future__ import annotations
 
 import argparse
-import pathlib
 import time
 
 import numpy as np
@@ -30,7 +29,7 @@ import numpy as np
 import invdiff as ivd
 
 from . import _images, restoration
-from ._common import RESULTS, add_run_arguments, write_results
+from ._common import add_run_arguments, results_dir, write_results
 
 
 def _candidates(args):
@@ -86,6 +85,33 @@ def picks(rows):
     return out
 
 
+def plot(rows, path):
+    """Mean validation PSNR against the candidate value, one line per dataset and task."""
+    plt = _images.plt_module()
+    if plt is None:
+        return None
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    fig, axes = plt.subplots(1, len(methods), figsize=(5.5 * len(methods), 3.8), squeeze=False)
+    for ax, method in zip(axes[0], methods, strict=True):
+        sub = [r for r in rows if r["method"] == method]
+        settings = list(dict.fromkeys(r["setting"] for r in sub))
+        tasks = list(dict.fromkeys(r["task"] for r in sub))
+        colors = plt.get_cmap("tab10").colors
+        for ds, style in (("mnist", "-"), ("natural", "--")):
+            for task in dict.fromkeys(r["task"] for r in sub if r["dataset"] == ds):
+                ys = [next(r["psnr_mean"] for r in sub if r["dataset"] == ds
+                           and r["task"] == task and r["setting"] == v) for v in settings]
+                ax.plot(range(len(settings)), ys, style, marker="o", label=f"{ds}: {task}",
+                        color=colors[tasks.index(task) % 10])
+        ax.set_xticks(range(len(settings)))
+        ax.set_xticklabels(settings)
+        ax.set_ylabel("validation PSNR (dB)")
+        ax.set_title(method)
+    axes[0, 0].legend(fontsize=6)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return _images.save_figure(fig, path)
+
+
 def parse(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="4 digits, few steps (CI)")
@@ -125,7 +151,7 @@ def main(argv=None):
             continue
         if dataset == "mnist":
             if not _images.mnist_available(data_dir):
-                skipped.append(f"mnist: no MNIST data in {data_dir}")
+                skipped.append(f"mnist: {_images.mnist_missing(args.data_dir)}")
                 continue
             x_val, _ = _images.mnist_split(data_dir, args.n_val, 1, dtype=torch.float32,
                                            device=args.device)
@@ -159,7 +185,10 @@ def main(argv=None):
                 "blur_size": args.blur_size, "picks": {m: c["best"] for m, c in chosen.items()},
                 "scores": {m: c["scores"] for m, c in chosen.items()}}
     stem = args.stem or "validation_choices" + ("-quick" if args.quick else "")
-    directory = pathlib.Path(args.results_dir) if args.results_dir else RESULTS
+    directory = results_dir(args.results_dir, args.quick)
+    png = plot(rows, directory / f"{stem}.png")
+    if png is not None:
+        notes += f"\n\n![{stem}]({png.name})"
     write_results(stem, header, table, settings=settings, rows=rows, notes=notes,
                   wall_seconds=time.perf_counter() - start, directory=directory)
     return rows, chosen

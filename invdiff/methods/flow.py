@@ -117,8 +117,10 @@ def dps_flow(model, op, y, *, rng=None, x_init=None, n=None, steps: int = 50,
     21.14, 21.87, 21.27, 19.12, 16.43 dB (MNIST) and 18.75, 19.69, 18.89, 16.77, 13.78 dB
     (natural) for ζ = 1, 3, 5, 10, 20.
     The best value differs by task (e.g. ζ = 1 on MNIST denoising and inpainting, ≥ 10 on
-    natural SR×4); see that script's results. Start time, Euler and 50 steps as
-    :func:`dmps_flow`. One forward and one backward pass per step.
+    natural SR×4); see that script's results. Like DPS's, it is a per-step size: with
+    ``steps`` far from 50, scale it by about :math:`50/K` to keep the total displacement.
+    Start time, Euler and 50 steps as :func:`dmps_flow`. One forward and one backward pass
+    per step.
 
     Examples
     --------

@@ -101,9 +101,10 @@ def measure(A, u, sigma, bits, rng):
 
 
 def in_x_coordinates(A, lower, upper):
-    """The same likelihood for ``x = 2u - 1``: matrix ``A/2``, bins shifted by ``-A1/2``."""
-    shift = A.sum(axis=1) / 2.0
-    return A / 2.0, lower - shift, upper - shift
+    """The same likelihood for ``x = 2u - 1``: matrix ``A/2``, bins shifted by ``-A1/2``
+    (:func:`invdiff.measurements.to_prior_units` from [0, 1] to [-1, 1])."""
+    return ivd.measurements.to_prior_units(A, lower, upper, data_range=(0.0, 1.0),
+                                           prior_range=(-1.0, 1.0))
 
 
 # -- the methods -----------------------------------------------------------------------------

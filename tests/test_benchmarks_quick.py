@@ -154,7 +154,31 @@ def test_speed_quick(tmp_path):
                             "QCS-SGM", "QCS-SGM+ (EP 5)"}
     assert methods["DMPS"]["time_vs_dmps"] == 1.0
     assert all(r["nfe"] > 0 and r["seconds_per_image"] > 0 for r in methods.values())
-    assert len(payload["rows"]["ep"]) == 3
+    ep = payload["rows"]["ep"]
+    assert len(ep) == 3 * 2 * 2  # M x batch (1, 16) x backend (torch, numpy)
+    assert all(r["ep"] > 0 and r["floor"] > 0 for r in ep)
+    ops = payload["rows"]["op_counts"]
+    # the vectorised truncated-normal moments: a few hundred operations per EP call (was 4532)
+    assert 0 < ops["ep_call_1bit"] < ops["ep_call_3bit"] < 1500 and ops["dmps_step"] > 0
+
+
+def test_gpu_quick(tmp_path):
+    """The prepared GPU check runs end to end on the CPU (tiny ADM, few steps, small EP)."""
+    from benchmarks import gpu
+
+    rows = gpu.main(["--device", "cpu", "--quick", "--results-dir", str(tmp_path)])
+    payload = json.loads((tmp_path / "gpu-quick.json").read_text())
+    assert (tmp_path / "gpu-quick.md").read_text().startswith("# gpu-quick")
+    tests = rows["tests"]
+    assert tests["exit_code"] in (0, 5) and tests["counts"].get("failed", 0) == 0
+    assert tests["counts"]["skipped"] > 0  # the CUDA/CuPy parameters, without a GPU
+    adm = rows["adm"]
+    assert [r["method"] for r in adm["runs"]] == ["dmps", "dps"]
+    assert all(r["finite"] and r["seconds"] > 0 for r in adm["runs"])
+    assert adm["syncs_per_dmps_step"] == 0
+    assert len(rows["ep"]) == 2 and all(r["ep_ms"] > 0 for r in rows["ep"])
+    assert "skipped" in rows["cupy"] or rows["cupy"]["finite"]
+    assert len(payload["table"]) >= 7
 
 
 def test_quick_without_results_dir_leaves_committed_results_alone():

@@ -7,7 +7,10 @@ hyperparameters of the paper. Every function takes a ScoreModel, the measurement
 ``rng`` and returns the samples; with ``return_info=True`` it returns ``(samples, info)``
 where ``info`` holds the number of network evaluations (``"nfe"``), the wall time
 (``"seconds"``), the settings used and, with ``record_guidance=True``, the per-step
-guidance norms (``"guidance_norm"``, one row per step, one column per sample).
+guidance norms (``"guidance_norm"``, one row per step, one column per sample). The
+operator may be a plain ``(M, N)`` matrix (or a :class:`~invdiff.operators.DenseMatrix`)
+acting on the flattened signal; ``in_shape=(C, H, W)`` then says how its columns map to
+the pixels of an image prior (row-major).
 
 =============  ===========================  ===============================================
 method         integrator                    defaults (paper)

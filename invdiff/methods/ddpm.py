@@ -6,22 +6,23 @@ from .. import likelihoods as _lik
 from .. import samplers as _samplers
 from ..processes import VP
 from . import _start
-from ._common import _as_rng, _run, _under, _x_init
+from ._common import _as_rng, _operator, _run, _under, _x_init, check_arguments
 
 __all__ = ["dmps", "dps", "pigdm"]
 
 
 def dmps(model, op, y, sigma_y, *, rng=None, x_init=None, n=None, steps: int = 1000,
          lam: float = 1.75, guidance_at: str = "x_t", clip_x0=(-1.0, 1.0), progress=False,
-         return_info=False, record_guidance=False):
+         return_info=False, record_guidance=False, in_shape=None):
     r"""DMPS: diffusion model based posterior sampling (DDPM version).
 
     Parameters
     ----------
     model : ScoreModel
         Re-expressed to ``VP.linear(1000)`` if it is not a VP model.
-    op : SVDOperator
-        The forward operator ``A`` (implicit SVD).
+    op : SVDOperator or array of shape (M, N)
+        The forward operator ``A`` (implicit SVD), or a plain matrix acting on the
+        flattened signal.
     y : array
         Measurement ``(*batch, *op.out_shape)``.
     sigma_y : float
@@ -43,6 +44,10 @@ def dmps(model, op, y, sigma_y, *, rng=None, x_init=None, n=None, steps: int = 1
         for images in ``[-1, 1]``; ``None`` for unbounded data.
     progress, return_info, record_guidance : bool
         See the module docstring.
+    in_shape : tuple of int, optional
+        Shape of the signal when ``op`` acts on its flattening (a plain ``(M, N)`` matrix
+        or a :class:`~invdiff.operators.DenseMatrix` with an image prior): ``(C, H, W)``
+        with :math:`CHW = N`, row-major.
 
     Returns
     -------
@@ -82,6 +87,10 @@ def dmps(model, op, y, sigma_y, *, rng=None, x_init=None, n=None, steps: int = 1
     >>> x.shape, info["nfe"]
     ((8, 4), 100)
     """
+    op = _operator(op, in_shape)
+    check_arguments(model=model, op=op, y=y, sigma_y=sigma_y, x_init=x_init, n=n, steps=steps,
+                    lam=lam, guidance_at=guidance_at, clip_x0=clip_x0, progress=progress,
+                    return_info=return_info, record_guidance=record_guidance)
     rng = _as_rng(rng)
     model = _under(model, VP, VP.linear)
     guidance = _lik.DMPS(op, y, sigma_y, model.process)
@@ -93,7 +102,8 @@ def dmps(model, op, y, sigma_y, *, rng=None, x_init=None, n=None, steps: int = 1
 
 
 def dps(model, op, y, *, rng=None, x_init=None, n=None, steps: int = 1000, zeta: float = 0.3,
-        clip_x0=(-1.0, 1.0), progress=False, return_info=False, record_guidance=False):
+        clip_x0=(-1.0, 1.0), progress=False, return_info=False, record_guidance=False,
+        in_shape=None):
     r"""DPS: diffusion posterior sampling (Chung et al., ICLR 2023), DDPM version.
 
     Each ancestral step is followed by :math:`x \leftarrow x - \zeta \nabla_{x_t}
@@ -103,7 +113,7 @@ def dps(model, op, y, *, rng=None, x_init=None, n=None, steps: int = 1000, zeta:
     ----------
     model : ScoreModel
         Must provide ``vjp``; re-expressed to ``VP.linear(1000)`` if needed.
-    op, y, rng, x_init, n, steps, clip_x0, progress, return_info, record_guidance
+    op, y, rng, x_init, n, steps, clip_x0, progress, return_info, record_guidance, in_shape
         As in :func:`dmps`.
     zeta : float, default 0.3
 
@@ -130,6 +140,10 @@ def dps(model, op, y, *, rng=None, x_init=None, n=None, steps: int = 1000, zeta:
     >>> x.shape
     (4, 4)
     """
+    op = _operator(op, in_shape)
+    check_arguments(model=model, op=op, y=y, x_init=x_init, n=n, steps=steps, zeta=zeta,
+                    clip_x0=clip_x0, progress=progress, return_info=return_info,
+                    record_guidance=record_guidance)
     rng = _as_rng(rng)
     model = _under(model, VP, VP.linear)
     guidance = _lik.DPS(op, y, model, zeta=zeta)
@@ -141,7 +155,7 @@ def dps(model, op, y, *, rng=None, x_init=None, n=None, steps: int = 1000, zeta:
 
 def pigdm(model, op, y, sigma_y, *, rng=None, x_init=None, n=None, steps: int = 100,
           eta: float = 1.0, clip_x0=None, progress=False, return_info=False,
-          record_guidance=False):
+          record_guidance=False, in_shape=None):
     r"""ΠGDM: pseudoinverse-guided diffusion (Song, Vahdat, Mardani, Kautz, ICLR 2023).
 
     DDIM in which the ΠGDM guidance is added to each new state as NVlabs' code does it
@@ -155,13 +169,13 @@ def pigdm(model, op, y, sigma_y, *, rng=None, x_init=None, n=None, steps: int = 
     ----------
     model : ScoreModel
         Must provide ``vjp``; re-expressed to ``VP.linear(1000)`` if needed.
-    op : SVDOperator
-        The forward operator ``A`` (implicit SVD).
+    op : SVDOperator or array of shape (M, N)
+        The forward operator ``A`` (implicit SVD), or a plain matrix (with ``in_shape``).
     y : array
         Measurement ``(*batch, *op.out_shape)``.
     sigma_y : float
         Standard deviation of the measurement noise.
-    rng, n, progress, return_info, record_guidance
+    rng, n, progress, return_info, record_guidance, in_shape
         As in :func:`dmps`.
     x_init : array, optional
         Start state at ``t = T``; default the reference's
@@ -212,6 +226,10 @@ def pigdm(model, op, y, sigma_y, *, rng=None, x_init=None, n=None, steps: int = 
     >>> ivd.methods.pigdm(prior, op, np.array([0.5, -0.5]), 0.1, rng=0, n=4, steps=20).shape
     (4, 4)
     """
+    op = _operator(op, in_shape)
+    check_arguments(model=model, op=op, y=y, sigma_y=sigma_y, x_init=x_init, n=n, steps=steps,
+                    eta=eta, clip_x0=clip_x0, progress=progress, return_info=return_info,
+                    record_guidance=record_guidance)
     rng = _as_rng(rng)
     model = _under(model, VP, VP.linear)
     guidance = _lik.PiGDM(op, y, sigma_y, model)

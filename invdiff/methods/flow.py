@@ -6,7 +6,15 @@ from .. import likelihoods as _lik
 from .. import samplers as _samplers
 from ..processes import Flow
 from . import _start
-from ._common import _as_rng, _run, _under, _x_init
+from ._common import (
+    _as_rng,
+    _flow_start,
+    _operator,
+    _run,
+    _under,
+    _x_init,
+    check_arguments,
+)
 
 __all__ = ["dmps_flow", "dps_flow", "ot_ode"]
 
@@ -16,7 +24,7 @@ def _flow_method(name, model, likelihood, op, y, rng, x_init, n, steps, t_start,
     """Shared body of DMPS-flow and DPS-flow: Euler on the flow ODE from t0 = 1 - 1/K."""
     rng = _as_rng(rng)
     model = _under(model, Flow, Flow.rectified)
-    t0 = 1.0 - 1.0 / steps if t_start is None else t_start
+    t0 = _flow_start(steps, t_start)
     return _run(_samplers.ode, model, _x_init(x_init, y, op, rng, n=n), likelihood(model),
                 scale=scale, steps=steps, method="euler", t_start=t0, rng=rng,
                 weighting=weighting, progress=progress, return_info=return_info,
@@ -26,7 +34,7 @@ def _flow_method(name, model, likelihood, op, y, rng, x_init, n, steps, t_start,
 
 def dmps_flow(model, op, y, sigma_y, *, rng=None, x_init=None, n=None, steps: int = 50,
               lam: float = 2.0, t_start=None, progress=False, return_info=False,
-              record_guidance=False):
+              record_guidance=False, in_shape=None):
     r"""DMPS for flow models (Meng & Kabashima, Alg. 2): Euler on the flow ODE plus
     :math:`\lambda\,\frac{t}{1-t}\,\Delta t\,\nabla\log\tilde p(y\mid x_t)`.
 
@@ -34,8 +42,9 @@ def dmps_flow(model, op, y, sigma_y, *, rng=None, x_init=None, n=None, steps: in
     ----------
     model : ScoreModel
         Re-expressed to ``Flow.rectified()`` if it is not a flow model.
-    op, y, sigma_y, rng, x_init, n, progress, return_info, record_guidance
-        As in :func:`invdiff.methods.dmps`.
+    op, y, sigma_y, rng, x_init, n, progress, return_info, record_guidance, in_shape
+        As in :func:`invdiff.methods.dmps` (``in_shape``: the signal's shape when ``op`` is
+        a plain ``(M, N)`` matrix).
     steps : int, default 50
     lam : float, default 2.0
     t_start : float, optional
@@ -60,6 +69,10 @@ def dmps_flow(model, op, y, sigma_y, *, rng=None, x_init=None, n=None, steps: in
     >>> ivd.methods.dmps_flow(prior, op, np.array([0.5, -0.5]), 0.1, rng=0, n=4).shape
     (4, 4)
     """
+    op = _operator(op, in_shape)
+    check_arguments(model=model, op=op, y=y, sigma_y=sigma_y, x_init=x_init, n=n, steps=steps,
+                    lam=lam, t_start=t_start, progress=progress, return_info=return_info,
+                    record_guidance=record_guidance)
     return _flow_method("dmps_flow", model, lambda m: _lik.DMPS(op, y, sigma_y, m.process),
                         op, y, rng, x_init, n, steps, t_start, lam, progress, return_info,
                         record_guidance, {"lam": lam})
@@ -72,7 +85,7 @@ _DPS_FLOW_ZETA = 3.0
 
 def dps_flow(model, op, y, *, rng=None, x_init=None, n=None, steps: int = 50,
              zeta: float | None = None, weighting: str = "unit", t_start=None,
-             progress=False, return_info=False, record_guidance=False):
+             progress=False, return_info=False, record_guidance=False, in_shape=None):
     r"""DPS in a flow ODE: Euler steps of the flow plus DPS's own step on
     :math:`\|y - A\hat x_0\|`.
 
@@ -80,7 +93,7 @@ def dps_flow(model, op, y, *, rng=None, x_init=None, n=None, steps: int = 50,
     ----------
     model : ScoreModel
         Must provide ``vjp``; re-expressed to ``Flow.rectified()`` if needed.
-    op, y, rng, x_init, n, progress, return_info, record_guidance
+    op, y, rng, x_init, n, progress, return_info, record_guidance, in_shape
         As in :func:`dmps_flow`.
     steps : int, default 50
     zeta : float, optional
@@ -135,6 +148,10 @@ def dps_flow(model, op, y, *, rng=None, x_init=None, n=None, steps: int = 50,
         raise ValueError(f"weighting must be one of ('unit', 'score'); received {weighting!r}")
     if zeta is None:
         zeta = _DPS_FLOW_ZETA if weighting == "unit" else 0.3
+    op = _operator(op, in_shape)
+    check_arguments(model=model, op=op, y=y, x_init=x_init, n=n, steps=steps, zeta=zeta,
+                    t_start=t_start, progress=progress, return_info=return_info,
+                    record_guidance=record_guidance)
     return _flow_method("dps_flow", model, lambda m: _lik.DPS(op, y, m, zeta=zeta), op, y,
                         rng, x_init, n, steps, t_start, 1.0, progress, return_info,
                         record_guidance, {"zeta": zeta, "weighting": weighting},
@@ -142,7 +159,8 @@ def dps_flow(model, op, y, *, rng=None, x_init=None, n=None, steps: int = 50,
 
 
 def ot_ode(model, op, y, sigma_y, *, rng=None, x_init=None, n=None, steps: int = 50,
-           t_start: float = 0.8, progress=False, return_info=False, record_guidance=False):
+           t_start: float = 0.8, progress=False, return_info=False, record_guidance=False,
+           in_shape=None):
     r"""OT-ODE (Pokle et al., "Training-free linear image inverses via flows", TMLR 2024):
     the ΠGDM correction inside the flow ODE.
 
@@ -150,13 +168,13 @@ def ot_ode(model, op, y, sigma_y, *, rng=None, x_init=None, n=None, steps: int =
     ----------
     model : ScoreModel
         Must provide ``vjp``; re-expressed to ``Flow.rectified()`` if needed.
-    op : SVDOperator
-        The forward operator ``A`` (implicit SVD).
+    op : SVDOperator or array of shape (M, N)
+        The forward operator ``A`` (implicit SVD), or a plain matrix (with ``in_shape``).
     y : array
         Measurement ``(*batch, *op.out_shape)``.
     sigma_y : float
         Standard deviation of the measurement noise.
-    rng, n, progress, return_info, record_guidance
+    rng, n, progress, return_info, record_guidance, in_shape
         As in :func:`dmps_flow`.
     x_init : array, optional
         State at ``t_start``; default the noised Tikhonov estimate (see Notes).
@@ -198,6 +216,10 @@ def ot_ode(model, op, y, sigma_y, *, rng=None, x_init=None, n=None, steps: int =
     >>> ivd.methods.ot_ode(prior, op, np.array([0.5, -0.5]), 0.1, rng=0, n=4).shape
     (4, 4)
     """
+    op = _operator(op, in_shape, svd=True)  # the start needs the SVD
+    check_arguments(model=model, op=op, y=y, sigma_y=sigma_y, x_init=x_init, n=n, steps=steps,
+                    t_start=t_start, required=("t_start",), progress=progress,
+                    return_info=return_info, record_guidance=record_guidance)
     rng = _as_rng(rng)
     model = _under(model, Flow, Flow.rectified)
     guidance = _lik.PiGDM(op, y, sigma_y, model)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from .._array_api import clip
 from ..processes import VP
 from ._common import (
     check_choice,
@@ -126,7 +127,7 @@ def ddim(model, x_init, *, guidance=None, scale: float = 1.0, steps: int = 100, 
             eps = eps - (scale * b_t) * g
         x0 = (x - b_t * eps) / a_t
         if clip_x0 is not None:
-            x0 = xp.clip(x0, lo, hi)
+            x0 = clip(x0, lo, hi, xp)  # no boolean-mask writes (a CuPy sync)
             eps = (x - a_t * x0) / b_t
         sigma = eta * math.sqrt((1.0 - ab_s) / (1.0 - ab_t) * (1.0 - ab_t / ab_s))
         x = math.sqrt(ab_s) * x0 + math.sqrt(max(1.0 - ab_s - sigma**2, 0.0)) * eps

@@ -226,7 +226,7 @@ def pigdm(model, op, y, sigma_y, *, rng=None, x_init=None, n=None, steps: int = 
     >>> ivd.methods.pigdm(prior, op, np.array([0.5, -0.5]), 0.1, rng=0, n=4, steps=20).shape
     (4, 4)
     """
-    op = _operator(op, in_shape)
+    op = _operator(op, in_shape, svd=True)  # the start needs the SVD
     check_arguments(model=model, op=op, y=y, sigma_y=sigma_y, x_init=x_init, n=n, steps=steps,
                     eta=eta, clip_x0=clip_x0, progress=progress, return_info=return_info,
                     record_guidance=record_guidance)

@@ -36,6 +36,7 @@ __all__ = [
     "check_finite",
     "check_positive",
     "check_at_least",
+    "check_range",
     "asarray_like",
     "scalar_like",
     "as_python_float",
@@ -204,6 +205,30 @@ def check_at_least(name: str, value: Any, low: float = 0.0) -> float:
     if not (math.isfinite(v) and v >= low):
         raise ValueError(f"{name} must be a finite number >= {low:g}; received {value!r}")
     return v
+
+
+def check_range(name: str, value: Any) -> tuple[float, float]:
+    """Return a pair ``(low, high)`` of finite numbers with ``low < high`` (a data range) as
+    floats; ``TypeError`` for anything that is not a pair of numbers, else ``ValueError``.
+
+    Examples
+    --------
+    >>> from invdiff._array_api import check_range
+    >>> check_range("data_range", (-1, 1))
+    (-1.0, 1.0)
+    >>> check_range("data_range", (1.0, 1.0))
+    Traceback (most recent call last):
+    ...
+    ValueError: data_range must be finite with low < high; received (1.0, 1.0)
+    """
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a pair (low, high) of numbers; "
+                        f"received {value!r}") from None
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise ValueError(f"{name} must be finite with low < high; received {value!r}")
+    return low, high
 
 
 def asarray_like(value: Any, like: Any, *, name: str = "value", xp=None, dtype=None):

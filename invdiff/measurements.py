@@ -24,6 +24,7 @@ from ._array_api import (
     check_at_least,
     check_finite,
     check_floating,
+    check_range,
     device_of,
     is_array,
     namespace,
@@ -511,8 +512,8 @@ def to_prior_units(A, lower, upper=None, *, data_range=(0.0, 1.0), prior_range=(
     """
     from .operators import DenseMatrix
 
-    dlo, dhi = _pair("data_range", data_range)
-    plo, phi = _pair("prior_range", prior_range)
+    dlo, dhi = check_range("data_range", data_range)
+    plo, phi = check_range("prior_range", prior_range)
     c = (dhi - dlo) / (phi - plo)
     d = dlo - c * plo
     op = A if isinstance(A, DenseMatrix) else None
@@ -539,17 +540,6 @@ def to_prior_units(A, lower, upper=None, *, data_range=(0.0, 1.0), prior_range=(
 
 # -- validation ------------------------------------------------------------------------------
 _range = range  # the builtin, shadowed by Quantizer.uniform's keyword
-
-
-def _pair(name: str, value) -> tuple[float, float]:
-    try:
-        low, high = (float(v) for v in value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a pair (low, high) of numbers; "
-                        f"received {value!r}") from None
-    if not (math.isfinite(low) and math.isfinite(high) and low < high):
-        raise ValueError(f"{name} must be finite with low < high; received {value!r}")
-    return low, high
 
 
 def _bits(bits) -> int:

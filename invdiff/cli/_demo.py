@@ -35,6 +35,7 @@ from .. import baselines, measurements, metrics, operators
 from .._array_api import device_of, namespace
 from .._posterior import summarize
 from .._tasks import TASKS, build_operator, to_intensities
+from ..io import write_image
 from ..methods import qcs_sgm
 from ..processes import VE
 from ..random import Generator
@@ -43,7 +44,6 @@ from ._io import (
     as_model_array,
     check_output_folder,
     demo_images,
-    encode_image,
     find_mnist,
     mnist_hint,
     runtime_info,
@@ -280,9 +280,10 @@ def _save_inputs(out: Path, results, models) -> None:
         if r["case"] == "cs1bit":
             continue
         stem = f"{r['prior']}_{r['case']}_{r['image']}".replace("[", "").replace("]", "")
-        encode_image(to_numpy(r["y01"]), folder / f"{stem}.png")
+        write_image(folder / f"{stem}.png", r["y01"], data_range=(0.0, 1.0))
         if "mask" in r:
-            encode_image(r["mask"][None].astype("float64"), folder / f"{stem}_mask.png")
+            write_image(folder / f"{stem}_mask.png", r["mask"][None].astype("float64"),
+                        data_range=(0.0, 1.0))
 
 
 def _figure(path: Path, results, rows, models, st: Settings) -> None:

@@ -1,11 +1,14 @@
 """The demo's figure grid, drawn with Pillow only (no matplotlib needed).
 
-Image output, like :mod:`invdiff.cli._io`: NumPy and Pillow are used directly here.
+Image output, like :mod:`invdiff.io` (whose :func:`~invdiff.io.to_uint8` makes the pixels):
+NumPy and Pillow are used directly here.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from ..io import to_uint8
 
 __all__ = ["colormap", "nice_ceiling", "scale_bar_map", "draw_grid"]
 
@@ -103,11 +106,11 @@ def scale_bar_map(v, *, vmax: float | None = None, label: str = "") -> tuple[np.
     height = max(H, 96)
     width = W + pad + bar_w + 4 + text_w + pad
     canvas = Image.new("RGB", (width, height), "white")
-    canvas.paste(Image.fromarray(_to_uint8_rgb(colormap(v / top))), (0, 0))
+    canvas.paste(Image.fromarray(to_uint8(colormap(v / top), data_range=(0.0, 1.0))), (0, 0))
     draw = ImageDraw.Draw(canvas)
     x0, y0, y1 = W + pad, head, height - 7
     ramp = colormap(np.linspace(1.0, 0.0, y1 - y0)[:, None] * np.ones((1, bar_w)))
-    canvas.paste(Image.fromarray(_to_uint8_rgb(ramp)), (x0, y0))
+    canvas.paste(Image.fromarray(to_uint8(ramp, data_range=(0.0, 1.0))), (x0, y0))
     draw.rectangle((x0 - 1, y0 - 1, x0 + bar_w, y1), outline="black")
     if label:
         draw.text((x0, 1), label, fill="black", font=font)
@@ -116,11 +119,6 @@ def scale_bar_map(v, *, vmax: float | None = None, label: str = "") -> tuple[np.
         draw.text((x0 + bar_w + 5, y - 6), _label(value), fill="black", font=font)
     rgb = np.asarray(canvas, dtype=np.float64) / 255.0
     return np.ascontiguousarray(rgb.transpose(2, 0, 1)), top
-
-
-def _to_uint8_rgb(x) -> np.ndarray:
-    a = np.round(np.clip(np.asarray(x, dtype=np.float64), 0.0, 1.0) * 255.0).astype(np.uint8)
-    return np.ascontiguousarray(a.transpose(1, 2, 0))
 
 
 def _text_width(font, text: str) -> int:
@@ -145,9 +143,9 @@ def _font(size: int):
 def _tile(x, size: int):
     from PIL import Image
 
-    from ._io import to_uint8
-
-    img = Image.fromarray(to_uint8(x)).convert("RGB")
+    # a diverged (non-finite) image shows black rather than stopping the figure
+    img = Image.fromarray(to_uint8(np.nan_to_num(x, nan=0.0), data_range=(0.0, 1.0)))
+    img = img.convert("RGB")
     # nearest neighbour: every pixel of the small images stays visible as a pixel
     return img.resize((size, size), Image.NEAREST)
 
@@ -217,6 +215,6 @@ def _horizontal_bar(canvas, draw, font, left: int, top: int, width: int, vmax: f
     if x1 - x0 < 8:
         return
     ramp = colormap(np.ones((8, 1)) * np.linspace(0.0, 1.0, x1 - x0)[None, :])
-    canvas.paste(Image.fromarray(_to_uint8_rgb(ramp)), (x0, top + 2))
+    canvas.paste(Image.fromarray(to_uint8(ramp, data_range=(0.0, 1.0))), (x0, top + 2))
     draw.text((left, top), lo, fill="black", font=font)
     draw.text((x1 + 3, top), hi, fill="black", font=font)

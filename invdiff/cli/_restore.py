@@ -2,8 +2,8 @@
 
 The runner (:func:`load_model`, :func:`sample`, :class:`Progress`) is also used by
 ``invdiff demo``. Arrays live in the model's namespace (torch tensors on ``--device`` for the
-bundled priors) and the math here is Array API; decoding, encoding and moving arrays to the
-model are the business of :mod:`invdiff.cli._io` (NumPy, Pillow, torch).
+bundled priors) and the math here is Array API; decoding and encoding images are the business
+of :mod:`invdiff.io`, moving arrays to the model that of :mod:`invdiff.cli._io` (NumPy, torch).
 """
 
 from __future__ import annotations
@@ -17,19 +17,10 @@ from .. import methods as _methods
 from .._array_api import namespace
 from .._posterior import summarize
 from .._tasks import TASKS, build_operator, output_shape, to_model_units
+from ..io import FORMATS, AtomicWriter, match_channels, read_image, to_uint8, write_image
 from . import _budget
 from ._errors import CLIError, one_line
-from ._io import (
-    AtomicWriter,
-    as_model_array,
-    check_output_path,
-    encode_image,
-    match_channels,
-    observed_pixels,
-    read_image,
-    to_numpy,
-    write_npz,
-)
+from ._io import as_model_array, check_output_path, observed_pixels, to_numpy, write_npz
 from ._priors import check_network_input, load_checkpoint_model, load_model
 
 __all__ = ["METHODS", "Progress", "load_model", "sample", "run_restore"]
@@ -215,8 +206,13 @@ def _check_size(task, v_shape, out, model):
 
 def _mask(args, v):
     """Observed pixels (bool ``(H, W)``) from --mask, or the non-black pixels of the input."""
-    m = None if args.mask is None else read_image(args.mask, name="--mask")
+    m = None if args.mask is None else _read01(args.mask, "--mask")
     return observed_pixels(v, m)
+
+
+def _read01(path, option: str):
+    """The image file of ``option`` as ``(C, H, W)`` float32 intensities in ``[0, 1]``."""
+    return read_image(path, data_range=(0.0, 1.0), name=option)
 
 
 def _check_options(args) -> None:
@@ -296,9 +292,9 @@ def run_restore(args) -> int:
     K = 1 if args.method == "tv" else args.samples
     out = check_output_path(args.output)
     check_output_path(out, extra=_outputs(out, K, args.npz))
-    v = read_image(args.input, name="--input")
+    v = _read01(args.input, "--input")
     if args.mask is not None:
-        read_image(args.mask, name="--mask")  # fail on a bad mask before loading the model
+        _read01(args.mask, "--mask")  # fail on a bad mask before loading the model
     model = _prior(args)
     task = TASKS[args.task]
     if args.task == "colorize" and model.channels != 3:
@@ -479,7 +475,8 @@ def _write(out: Path, summary: dict, samples, K: int, npz: bool):
     scales = {}
     with AtomicWriter() as w:
         mean = to_numpy(summary["mean"])
-        w.add(out, lambda p: encode_image(mean, p, _fmt(out)))
+        fmt = FORMATS[out.suffix.lower()]
+        w.add(out, lambda p: write_image(p, mean, data_range=(0.0, 1.0), format=fmt))
         if K > 1:
             for key, suffix, label in (("std", "_std.png", "std"),
                                        ("width", "_ci90.png", "90% CI")):
@@ -497,18 +494,11 @@ def _encode_map(img, path, vmax: float) -> None:
     """A colour-mapped PNG recording the top of its scale as text ``invdiff:vmax``."""
     from PIL import Image, PngImagePlugin
 
-    from ._io import to_uint8
-
     info = PngImagePlugin.PngInfo()
     info.add_text("invdiff:vmax", repr(float(vmax)))
     info.add_text("invdiff:colormap", "magma, 0 (bottom of the bar) to vmax, [0, 1] intensity")
-    Image.fromarray(to_uint8(img)).save(path, format="PNG", pnginfo=info)
-
-
-def _fmt(path: Path) -> str:
-    from ._io import IMAGE_SUFFIXES
-
-    return IMAGE_SUFFIXES[path.suffix.lower()]
+    Image.fromarray(to_uint8(img, data_range=(0.0, 1.0))).save(path, format="PNG",
+                                                                pnginfo=info)
 
 
 def _report(args, info, summary, paths, sigma01, K, scales):

@@ -21,20 +21,27 @@ Protocol
   the image, so the defaults here are σ = 1.5 and 5×5 (flags to change them).
 * Same measurement for every method: one noise draw per task and image; every diffusion
   method starts from the same N(0, I) draw per image and uses the same random stream per
-  batch (OT-ODE starts from its noised pseudo-inverse, as in its paper). Each stream is a
-  child of ``--seed`` keyed by what it is shared over (dataset, task, image), see
-  :mod:`invdiff.sweep._execute`.
-* Methods at their papers' defaults, nothing tuned on test data: DMPS (λ = 1.75, DDPM
-  ancestral, ``--steps``), DPS (ζ = 0.3; 0.5 for inpainting, the DPS configs; no DPS
-  config exists for colorization or denoising, 0.3 is used), ΠGDM (DDIM η = 1,
-  ``--pigdm-steps`` = 100 as in its paper), DMPS-flow (λ = 2), DPS-flow (ζ as DPS),
+  batch, except the two whose recipes start from the measurement (ΠGDM: the noised A⁺y of
+  its code; OT-ODE: the noised Tikhonov estimate), which draw that noise from the stream.
+  Each stream is a child of ``--seed`` keyed by what it is shared over (dataset, task,
+  image), see :mod:`invdiff.sweep._execute`.
+* Methods at their recipes' defaults, each naming its source in :mod:`invdiff.methods`;
+  nothing tuned on test data: DMPS (λ = 1.75, DDPM ancestral, ``--steps``), DPS (ζ = 0.3;
+  0.5 for inpainting, the DPS configs; no DPS config exists for colorization or
+  denoising, 0.3 is used), ΠGDM (``--pigdm-steps`` = 100 DDIM steps, guidance weighted
+  as NVlabs' code, η as the recipe), DMPS-flow (λ = 2), DPS-flow (DPS's own step inside
+  the flow, ζ = 3 chosen on the *validation* images by ``benchmarks/validation_choices``),
   OT-ODE (t0 = 0.8), all three flows with ``--flow-steps`` = 50 Euler steps. Lasso-DCT
   (FISTA) and TV (Chambolle–Pock) choose λ on the validation split
   (:func:`invdiff.baselines.select_lambda`, PSNR), never on the test images.
 * Metrics: PSNR and SSIM per image on ``[0, 1]`` after clipping, mean ± std (ddof 1) over
-  the test images, and the data consistency ``||y - A x||/(σ_y √M)`` of the clipped sample;
-  LPIPS only if the ``lpips`` package and its AlexNet weights are already
-  on disk (nothing is downloaded). Also NFE and wall seconds per image (batch ``--batch``).
+  the test images; LPIPS only if the ``lpips`` package and its AlexNet weights are already
+  on disk (nothing is downloaded). Data consistency ‖y − A x̂‖/(σ_y √M) of the clipped
+  reconstruction (:func:`invdiff.sweep._execute.consistency`; ≈ 1 fits y to the noise
+  level). Also NFE and wall seconds per image (batch ``--batch``).
+* Adding a method: one entry in ``DIFFUSION`` (label → family, recipe, the keywords the
+  benchmark sets) or ``BASELINES``, and one in :data:`invdiff.sweep.METHODS` if the recipe
+  is new.
 
 The benchmark is a spec on the sweep engine (:func:`spec`, :mod:`invdiff.sweep`): one unit
 per method, task and image batch. ``--scheduler local`` runs the units on every core (a Dask
@@ -72,7 +79,7 @@ DIFFUSION = {
     "PiGDM": ("DDPM", "pigdm", lambda a: {"steps": a.pigdm_steps,
                                           **({"clip_x0": [-1.0, 1.0]} if a.pigdm_clip else {})}),
     "DMPS-flow": ("flow", "dmps_flow", lambda a: {"steps": a.flow_steps}),
-    "DPS-flow": ("flow", "dps_flow", lambda a: {"steps": a.flow_steps, "zeta": 0.3}),
+    "DPS-flow": ("flow", "dps_flow", lambda a: {"steps": a.flow_steps}),
     "OT-ODE": ("flow", "ot_ode", lambda a: {"steps": a.flow_steps}),
 }
 #: DPS's zeta per task where its configs differ from 0.3 (inpainting: 0.5)
@@ -227,7 +234,7 @@ def _truths(data, args):
 def table(rows, lpips_on):
     header = ["dataset", "task", "method", "PSNR (dB)", "SSIM"]
     header += ["LPIPS"] if lpips_on else []
-    header += ["NFE", "s / image", "finite"]
+    header += ["‖y−Ax̂‖/(σ√M)", "NFE", "s / image", "finite"]
     out = []
     for r in rows:
         name = r["method"] + (f" (λ={r['lambda']:.0e})" if r["lambda"] is not None else "")
@@ -235,6 +242,7 @@ def table(rows, lpips_on):
                 _images.fmt(r["ssim_mean"], r["ssim_std"], 3)]
         if lpips_on:
             line.append(_images.fmt(r["lpips_mean"], r["lpips_std"], 3))
+        line.append(_images.fmt(r["consistency_mean"], r["consistency_std"], 2))
         line += [r["nfe"] if r["nfe"] is not None else "-", f"{r['seconds_per_image']:.3f}",
                  f"{r['n_finite']}/{r['n']}"]
         out.append(line)
@@ -316,7 +324,7 @@ def parse(argv=None):
     p.add_argument("--methods", default=",".join(METHODS),
                    help="comma-separated subset of " + ", ".join(METHODS) + " (default all)")
     p.add_argument("--pigdm-clip", action="store_true",
-                   help="clip ΠGDM's x̂0 to [-1, 1] (its paper does not; DMPS does)")
+                   help="clip ΠGDM's x̂0 to [-1, 1] (its paper and code do not; DMPS does)")
     p.add_argument("--blur-sigma", type=float, default=1.5)
     p.add_argument("--blur-size", type=int, default=5)
     p.add_argument("--scheduler", default="serial",
@@ -415,8 +423,11 @@ def main(argv=None):
 
 def _notes(args, sources, skipped, lpips_note, partial, rows):
     text = ("Mean ± std (ddof 1) over the test images of PSNR and SSIM on [0, 1] after "
-            "clipping to the data range. Diffusion methods run at their papers' defaults "
-            f"(DMPS λ = 1.75, DPS ζ = 0.3 / 0.5 inpainting, ΠGDM DDIM η = 1; {args.steps} "
+            "clipping to the data range, and of the data consistency ‖y − A x̂‖/(σ_y √M) of "
+            "the clipped reconstruction (≈ 1: explains y to the noise level). Diffusion "
+            "methods run at their recipes' defaults (DMPS λ = 1.75, DPS ζ = 0.3 / 0.5 "
+            "inpainting, ΠGDM with its code's weighting and start, DPS-flow ζ = 3 chosen on "
+            f"validation images, OT-ODE t0 = 0.8 from a noised Tikhonov estimate; {args.steps} "
             f"DDPM steps, {args.pigdm_steps} ΠGDM steps, {args.flow_steps} flow steps); "
             "Lasso-DCT and TV take the λ (shown) that maximised PSNR on the validation "
             "images. Every method sees the same prior network, the same measurement (one "
@@ -426,7 +437,7 @@ def _notes(args, sources, skipped, lpips_note, partial, rows):
             f"{args.threads} torch thread(s), shared CPU: compare within a run). "
             f"Priors: {sources}. {lpips_note}.")
     if args.pigdm_clip:
-        text += " ΠGDM clips x̂0 to [-1, 1] in this run (--pigdm-clip; its paper does not)."
+        text += " ΠGDM clips x̂0 to [-1, 1] in this run (--pigdm-clip; its paper and code do not)."
     if skipped:
         text += " Skipped: " + "; ".join(skipped) + "."
     diverged = list(dict.fromkeys(r["method"] for r in rows if r["n_finite"] < r["n"]))
@@ -437,7 +448,7 @@ def _notes(args, sources, skipped, lpips_note, partial, rows):
         text += (" QUICK MODE: few images and steps, a smoke test that the outputs are well "
                  "formed; these numbers say nothing about which method wins (e.g. DPS's ζ is "
                  "a per-step size meant for 1000 steps: with 20 its guidance is ~50x weaker "
-                 "in total).")
+                 "in total, and DPS-flow's ζ was chosen for 50 steps).")
     if partial:
         text += (f" Priors stopped short of their planned training steps ({', '.join(partial)}; "
                  "counts above): the numbers are for these weights, not a fully trained "

@@ -1,10 +1,11 @@
 """Compact tables of the full runs, for ``benchmarks/README.md``.
 
 Reads ``benchmarks/results/restoration.json`` and ``quantized_cs.json`` (or the ``-quick``
-files with ``--quick``), and the supplementary runs ``restoration-pigdm-clip``,
-``quantized_cs-part2-stable`` and ``quantized_cs-baselines-wide-grid`` when present. Prints
+files with ``--quick``), and the supplementary runs ``quantized_cs-part2-stable`` and
+``quantized_cs-baselines-wide-grid`` when present. Prints
 Markdown: one row per task and one column per method (PSNR and SSIM, the best PSNR of each
-row in bold), the cost per image of each method, the paired PSNR differences of DMPS against
+row in bold), the data consistency ‖y − A x̂‖/(σ_y √M) of each method (when the run recorded
+it), the cost per image of each method, the paired PSNR differences of DMPS against
 each competitor (every method saw the same images and measurements, so the per-image
 differences are what to test), and the quantized-CS tables.
 
@@ -38,6 +39,11 @@ def _cell(r, best=False):
     return cell + (f" ({r['n_finite']}/{r['n']})" if r["n_finite"] < r["n"] else "")
 
 
+def _fit(r):
+    v = r.get("consistency_mean", math.nan)
+    return f"{v:.2f}" if math.isfinite(v) else "-"
+
+
 def _short(method):
     """'QCS-SGM+ (EP 3), eps=0.0002 (paper)' -> 'QCS-SGM+ (EP 3) ε=2e-4'."""
     return method.replace(", eps=0.0002 (paper)", " ε=2e-4").replace(", eps=2e-05 (stable)",
@@ -67,6 +73,14 @@ def restoration_tables(payload) -> str:
             mr = [r for r in sub if r["method"] == m]
             cost.append([m, mr[0]["nfe"] if mr[0]["nfe"] is not None else "-",
                          f"{np.mean([r['seconds_per_image'] for r in mr]):.3f}"])
+        fits = [r for r in sub if "consistency_mean" in r]
+        if fits:
+            out.append(f"\nData consistency on {ds}: ‖y − A x̂‖ / (σ_y √M) of the clipped "
+                       "reconstruction, mean over images (≈ 1: explains y to the noise level; "
+                       "≫ 1: underfits; < 1: fits the noise):\n")
+            out.append(markdown_table(["task"] + methods, [
+                [task] + [_fit(next(r for r in fits if r["task"] == task and r["method"] == m))
+                          for m in methods] for task in tasks]))
         out.append(f"\nCost on {ds} (NFE; sampler seconds per image, mean over tasks):\n")
         out.append(markdown_table(["method", "NFE", "s / image"], cost))
         pairs = [(a, b) for a, b in PAIRS if a in methods and b in methods]
@@ -122,7 +136,6 @@ def main(argv=None):
     args = p.parse_args(argv)
     suffix = "-quick" if args.quick else ""
     stems = (("restoration", restoration_tables),
-             ("restoration-pigdm-clip", restoration_tables),
              ("quantized_cs", quantized_tables),
              ("quantized_cs-part2-stable", quantized_tables),
              ("quantized_cs-baselines-wide-grid", quantized_tables))

@@ -84,6 +84,8 @@ def test_restoration_quick(tmp_path):
         assert r["n_finite"] == 8, (r["task"], r["method"])
         assert math.isfinite(r["psnr_mean"]) and 0.0 < r["ssim_mean"] <= 1.0
         assert r["seconds_per_image"] > 0
+        # the data fit of every image: a ratio to the noise level, never zero or negative
+        assert len(r["consistency"]) == 8 and r["consistency_mean"] > 0.1
     # the baselines picked their lambda on validation images from the grid
     grid = payload["settings"]["lambda_grid"]
     assert all(r["lambda"] in grid for r in rows if r["family"] == "sparsity")
@@ -123,6 +125,21 @@ def test_validity_quick(tmp_path):
     for r in rows:
         assert r["floor"] > 0
         assert r["nfe"] is None or r["nfe"] > 0
+
+
+def test_validation_choices_quick(tmp_path):
+    dataset = "mnist" if _has_mnist() else "natural"
+    weights = _prior(dataset)
+    from benchmarks import validation_choices
+
+    args = ["--quick", "--datasets", dataset, "--results-dir", str(tmp_path)]
+    rows, chosen = validation_choices.main(args + (["--weights-dir", weights] if weights else []))
+    payload = _load(tmp_path, "validation_choices-quick", examples=False)
+    assert len(payload["rows"]) == len(rows) > 0
+    # one row per task and candidate; each method's pick is one of its candidates
+    assert {r["method"] for r in rows} == {"DPS-flow", "PiGDM"}
+    assert chosen["DPS-flow"]["best"] in {r["setting"] for r in rows if r["method"] == "DPS-flow"}
+    assert payload["settings"]["picks"] == {m: c["best"] for m, c in chosen.items()}
 
 
 def test_speed_quick(tmp_path):

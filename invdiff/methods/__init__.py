@@ -18,9 +18,9 @@ method         integrator                    defaults (paper)
 dmps           DDPM ancestral, 1000 steps    λ = 1.75 (Meng & Kabashima, Alg. 1)
 dmps_flow      flow ODE, Euler, 50 steps     λ = 2, start t0 = 1 - 1/50 (Alg. 2)
 dps            DDPM ancestral, 1000 steps    ζ = 0.3 step on ‖y - A x̂0‖ (Chung et al.)
-dps_flow       flow ODE, Euler, 50 steps     ζ = 0.3
-pigdm          DDIM, 100 steps, η = 1        ΠGDM (Song et al. 2023)
-ot_ode         flow ODE, Euler, 50 steps     ΠGDM in the flow, t0 = 0.8, noised A⁺y start
+dps_flow       flow ODE, Euler, 50 steps     DPS's step after each Euler step, ζ = 3
+pigdm          DDIM, 100 steps, η = 1        ΠGDM (Song et al. 2023), NVlabs' weighting
+ot_ode         flow ODE, Euler, 50 steps     ΠGDM in the flow, t0 = 0.8, Tikhonov start
 qcs_sgm        annealed Langevin              ε = 2e-4, K = 5, γ = 1 (Meng & Kabashima 2023)
 qcs_sgm_plus   annealed Langevin + EP         γ = 0.5 norm-matched, 5 EP iterations
 ald_cs         annealed Langevin              Jalal et al. 2021, unquantized Gaussian term

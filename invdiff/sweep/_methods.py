@@ -107,10 +107,10 @@ def _one_bit(task) -> str | None:
 METHODS: dict[str, Method] = {
     "dmps": Method("dmps", "DDPM"),
     "dps": Method("dps", "DDPM", sigma_y=False),
-    "pigdm": Method("pigdm", "DDPM"),
+    "pigdm": Method("pigdm", "DDPM", start=None),  # its code's start: noised A⁺y
     "dmps_flow": Method("dmps_flow", "flow"),
     "dps_flow": Method("dps_flow", "flow", sigma_y=False),
-    "ot_ode": Method("ot_ode", "flow", start=None),
+    "ot_ode": Method("ot_ode", "flow", start=None),  # noised Tikhonov estimate
     "qcs_sgm": Method("qcs_sgm", "Langevin", measurement="quantized", start="uniform",
                       reference_units=True),
     "qcs_sgm_plus": Method("qcs_sgm_plus", "Langevin", measurement="quantized",

@@ -96,12 +96,14 @@ def rows_of(out) -> tuple[list[dict], dict]:
     for u in manifest["units"]:
         groups.setdefault((u["data"], u["task"], u["method"]), []).append(u)
     titles, families = manifest.get("tasks", {}), manifest.get("families", {})
+    quantized = set(manifest.get("quantized_tasks", []))
     rows = []
     for (data, task, method), units in groups.items():
         row = {"dataset": data, "task": titles.get(task, task), "task_key": task,
                "method": method, "family": families.get(method), "ids": [], "psnr": [],
                "ssim": [], "consistency": [], "finite": [], "nfe": None, "seconds": 0.0,
-               "selected": [], "failed": 0, "missing": 0, "errors": []}
+               "selected": [], "failed": 0, "missing": 0, "errors": [],
+               "consistency_kind": "bins" if task in quantized else "ratio"}
         for u in units:
             rec = _store.read_record(out, u["key"])
             if rec is None:
@@ -152,6 +154,25 @@ def _cell(r, best=False):
     return cell + (f" ({r['n_finite']}/{r['n']})" if r["n_finite"] < r["n"] else "")
 
 
+_FIT_TEXT = {
+    "ratio": "‖y − A x̂‖ / (σ_y √M) of the clipped reconstruction, mean over images (≈ 1: "
+             "explains y to the noise level; ≫ 1: underfits; < 1: fits the noise)",
+    "bins": "fraction of the quantized measurements whose bin holds A x̂, mean over images",
+    "mixed": "‖y − A x̂‖ / (σ_y √M) (Gaussian tasks) or the fraction of measurements in their "
+             "bin (quantized tasks), mean over images",
+}
+
+
+def _fit_kind(rows) -> str:
+    kinds = {r.get("consistency_kind", "ratio") for r in rows}
+    return kinds.pop() if len(kinds) == 1 else "mixed"
+
+
+def _fit(r):
+    v = r.get("consistency_mean", math.nan)
+    return f"{v:.2f}" if math.isfinite(v) else "-"
+
+
 def paired(ra, rb, key="psnr") -> str:
     """``"mean ± 95 % CI (wins/n)"`` of ``ra - rb`` over the images both have finite.
 
@@ -195,6 +216,14 @@ def pivot_tables(rows, pairs=None) -> str:
         out.append(f"**{ds}** ({n} test images; PSNR dB / SSIM, mean over images; best PSNR "
                    "in bold)\n")
         out.append(markdown_table(["task"] + methods, table))
+        fits = [r for r in sub if "consistency_mean" in r]
+        if fits:
+            out.append(f"\nData consistency on {ds}: {_FIT_TEXT[_fit_kind(fits)]}:\n")
+            lines = []
+            for task in tasks:
+                by = {r["method"]: r for r in fits if r["task"] == task}
+                lines.append([task] + [_fit(by[m]) if m in by else "-" for m in methods])
+            out.append(markdown_table(["task"] + methods, lines))
         cost = []
         for m in methods:
             mr = [r for r in sub if r["method"] == m]

@@ -150,6 +150,7 @@ def _manifest(sweep, units) -> dict:
             "base": str(sweep.base), "report": sweep.report,
             "families": {label: sweep.family(label) for label in sweep.methods},
             "tasks": {n: t.get("title", n) for n, t in sweep.tasks.items()},
+            "quantized_tasks": [n for n, t in sweep.tasks.items() if "bits" in t],
             "skipped": sweep.skipped, "units": [u.describe() for u in units]}
 
 

@@ -213,6 +213,7 @@ def test_mcgdiff_variance_converges_with_many_steps():
 def test_mcgdiff_noiseless_pins_the_observed_coordinates():
     x, info = ivd.methods.mcgdiff(_prior(), ivd.operators.DenseMatrix(A), Y, 0.0, rng=5, n=300,
                                   n_particles=64, steps=50, return_info=True)
+    assert info["nfe"] == 50 * 64 and info["network_calls"] == 50  # one per particle
     resid = to_numpy(x) @ A.T - Y
     assert np.max(np.abs(resid)) < 0.1  # kappa = 1e-4: within a few sqrt(kappa) * |A|
     ess = to_numpy(info["ess"])

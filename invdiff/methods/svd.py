@@ -577,9 +577,11 @@ def mcgdiff(model, op, y, sigma_y, *, n_particles: int = 64, steps: int = 100, e
     clip_x0 : (float, float) or None, default None
         Clip :math:`\hat x_0` (the reference code does not).
     progress, return_info : bool
-        See :mod:`invdiff.methods`. ``info`` also has ``"ess"`` (effective sample size
-        before each resampling, shape ``(steps, *batch)``), ``"final_ess"`` (of the final
-        weights, ``(*batch,)``) and ``"n_particles"``.
+        See :mod:`invdiff.methods`. ``info["nfe"]`` counts network evaluations per
+        measurement, ``steps * n_particles`` (``"network_calls"``: the batched calls,
+        ``steps``). ``info`` also has ``"ess"`` (effective sample size before each
+        resampling, shape ``(steps, *batch)``), ``"final_ess"`` (of the final weights,
+        ``(*batch,)``), ``"log_weights"`` and ``"n_particles"``.
 
     Returns
     -------
@@ -646,8 +648,8 @@ def mcgdiff(model, op, y, sigma_y, *, n_particles: int = 64, steps: int = 100, e
     >>> op = ivd.operators.DenseMatrix(np.eye(2, 4))
     >>> x, info = ivd.methods.mcgdiff(prior, op, np.array([0.5, -0.5]), 0.1, rng=0, n=8,
     ...                               n_particles=32, steps=50, return_info=True)
-    >>> x.shape, info["nfe"], info["ess"].shape
-    ((8, 4), 50, (50,))
+    >>> x.shape, info["nfe"], info["ess"].shape  # nfe: 50 steps x 32 particles
+    ((8, 4), 1600, (50,))
     """
     rng = _as_rng(rng)
     xp, s, ybar, sigma_y = _measurement("mcgdiff", op, y, sigma_y)
@@ -670,6 +672,8 @@ def mcgdiff(model, op, y, sigma_y, *, n_particles: int = 64, steps: int = 100, e
                    clip_x0=_check_clip(clip_x0), rng=rng, progress=progress,
                    diagnostics=diagnostics)
     x, log_w = x
+    info["network_calls"] = info["nfe"]
+    info["nfe"] *= n_particles  # network evaluations per measurement: one per particle
     P = n_particles
     flat = (P, math.prod(batch))
     w = _softmax0(xp, xp.reshape(log_w, flat))

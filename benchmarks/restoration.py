@@ -55,8 +55,14 @@ from ._common import RESULTS, add_run_arguments, write_results
 
 DDPM_METHODS = ("DMPS", "DPS", "PiGDM")
 FLOW_METHODS = ("DMPS-flow", "DPS-flow", "OT-ODE")
+#: the SVD-native methods and their steps (full, quick): the papers' 20 (DDRM), 100 (DDNM+)
+#: and 100 DDIM steps (MCGdiff, whose particles come from --mcgdiff-particles)
+SVD_STEPS = {"DDRM": (20, 5), "DDNM": (100, 10), "MCGdiff": (100, 10)}
+SVD_METHODS = tuple(SVD_STEPS)
 BASELINES = ("Lasso-DCT", "TV")
-METHODS = DDPM_METHODS + FLOW_METHODS + BASELINES
+METHODS = DDPM_METHODS + FLOW_METHODS + SVD_METHODS + BASELINES
+#: every method but MCGdiff (one network evaluation per particle: select it explicitly)
+DEFAULT_METHODS = tuple(m for m in METHODS if m != "MCGdiff")
 INPAINT_OBSERVED = 0.5
 
 
@@ -113,7 +119,15 @@ def _diffusion(method, model, task, y, x_start, rng, args):
                           **common)
     if method == "OT-ODE":  # its own start: the noised pseudo-inverse at t0 = 0.8
         return m.ot_ode(model, op, y, s, steps=args.flow_steps, **common)
-    raise ValueError(f"method must be one of {DDPM_METHODS + FLOW_METHODS}; received {method!r}")
+    if method in SVD_METHODS:
+        steps = SVD_STEPS[method][1 if args.quick else 0]
+        if method == "MCGdiff":  # its own start: particles from N(0, I) times its potential
+            return m.mcgdiff(model, op, y, s, n_particles=args.mcgdiff_particles, steps=steps,
+                             **common)
+        fn = m.ddrm if method == "DDRM" else m.ddnm
+        return fn(model, op, y, s, x_init=x_start, steps=steps, **common)
+    raise ValueError(f"method must be one of {DDPM_METHODS + FLOW_METHODS + SVD_METHODS}; "
+                     f"received {method!r}")
 
 
 def run_diffusion(method, model, task, y, x_start, args):
@@ -182,7 +196,8 @@ def _row(dataset, task, method, x_hat, x_true, nfe, seconds, lam, lpips_on):
     ssim_m, ssim_s = _images.mean_std(s["ssim"])
     row = {"dataset": dataset, "task": task.name, "method": method,
            "family": ("DDPM" if method in DDPM_METHODS else
-                      "flow" if method in FLOW_METHODS else "sparsity"),
+                      "flow" if method in FLOW_METHODS else
+                      "SVD" if method in SVD_METHODS else "sparsity"),
            "sigma_y": task.sigma_y, "zeta": task.zeta if "DPS" in method else None,
            "lambda": lam, "psnr_mean": psnr_m, "psnr_std": psnr_s, "ssim_mean": ssim_m,
            "ssim_std": ssim_s, "n": n, "n_finite": int(s["finite"].sum()), "nfe": nfe,
@@ -284,8 +299,11 @@ def parse(argv=None):
     p.add_argument("--pigdm-steps", type=int, default=None, help="ΠGDM DDIM steps (full: 100)")
     p.add_argument("--flow-steps", type=int, default=None, help="flow Euler steps (full: 50)")
     p.add_argument("--batch", type=int, default=None, help="images per sampler call (full: 25)")
-    p.add_argument("--methods", default=",".join(METHODS),
-                   help="comma-separated subset of " + ", ".join(METHODS) + " (default all)")
+    p.add_argument("--methods", default=",".join(DEFAULT_METHODS),
+                   help="comma-separated subset of " + ", ".join(METHODS)
+                   + " (default all but MCGdiff)")
+    p.add_argument("--mcgdiff-particles", type=int, default=None,
+                   help="MCGdiff particles per image (full: 16; quick: 4)")
     p.add_argument("--pigdm-clip", action="store_true",
                    help="clip ΠGDM's x̂0 to [-1, 1] (its paper does not; DMPS does)")
     p.add_argument("--blur-sigma", type=float, default=1.5)
@@ -297,10 +315,10 @@ def parse(argv=None):
     if unknown:
         p.error(f"--methods: unknown {sorted(unknown)}; expected a subset of {METHODS}")
     full = {"n_test": 100, "n_val": 100, "steps": 1000, "pigdm_steps": 100, "flow_steps": 50,
-            "batch": 25, "lasso_iters": 500, "tv_iters": 300,
+            "batch": 25, "mcgdiff_particles": 16, "lasso_iters": 500, "tv_iters": 300,
             "lambdas": [float(v) for v in np.logspace(-4, 1, 11)]}
     quick = {"n_test": 8, "n_val": 8, "steps": 20, "pigdm_steps": 20, "flow_steps": 10,
-             "batch": 8, "lasso_iters": 100, "tv_iters": 100,
+             "batch": 8, "mcgdiff_particles": 4, "lasso_iters": 100, "tv_iters": 100,
              "lambdas": [1e-3, 1e-2, 1e-1, 1.0]}
     for key, value in (quick if args.quick else full).items():
         if getattr(args, key, None) is None:
@@ -356,7 +374,9 @@ def main(argv=None):
                 "blur_size": args.blur_size, "inpainting_observed": INPAINT_OBSERVED,
                 "priors": sources, "skipped": skipped, "torch_threads": torch.get_num_threads(),
                 "device": args.device, "lpips": lpips_note, "methods": list(args.methods),
-                "pigdm_clip_x0": args.pigdm_clip}
+                "pigdm_clip_x0": args.pigdm_clip,
+                "svd_steps": {k: v[1 if args.quick else 0] for k, v in SVD_STEPS.items()},
+                "mcgdiff_particles": args.mcgdiff_particles}
     notes = _notes(args, sources, skipped, lpips_note, partial, rows)
     directory = pathlib.Path(args.results_dir) if args.results_dir else RESULTS
     directory.mkdir(parents=True, exist_ok=True)
@@ -387,6 +407,14 @@ def _notes(args, sources, skipped, lpips_note, partial, rows):
             f"Priors: {sources}. {lpips_note}.")
     if args.pigdm_clip:
         text += " ΠGDM clips x̂0 to [-1, 1] in this run (--pigdm-clip; its paper does not)."
+    svd = [m for m in args.methods if m in SVD_METHODS]
+    if svd:
+        steps = {k: v[1 if args.quick else 0] for k, v in SVD_STEPS.items()}
+        text += (f" SVD methods at their papers' defaults: DDRM {steps['DDRM']} steps (eta = "
+                 f"0.85, eta_b = 1), DDNM+ {steps['DDNM']} steps (eta = 0.85), MCGdiff "
+                 f"{steps['MCGdiff']} DDIM steps with {args.mcgdiff_particles} particles per "
+                 "image (its paper: 64), one sample drawn from the final weights; its NFE "
+                 "counts every particle.")
     if skipped:
         text += " Skipped: " + "; ".join(skipped) + "."
     diverged = list(dict.fromkeys(r["method"] for r in rows if r["n_finite"] < r["n"]))

@@ -11,7 +11,7 @@ coverage restricted to the pixels where the truth is not background are reported
 since most MNIST pixels are background (-1) and are easy to cover.
 
 Run ``python -m benchmarks.coverage [--quick] [--weights-dir DIR]``; writes
-``benchmarks/results/coverage[-quick].md`` and ``.json``. Whatever the numbers are, they are
+``benchmarks/results/[quick/]coverage[-quick].md`` and ``.json``. Whatever the numbers are, they are
 reported: nothing is tuned to reach 0.90.
 """
 
@@ -24,7 +24,14 @@ import invdiff as ivd
 from invdiff._posterior import summarize
 
 from ._common import write_results
-from ._images import default_mnist_dir, load_prior, mnist_available, mnist_split, setup_torch
+from ._images import (
+    default_mnist_dir,
+    load_prior,
+    mnist_available,
+    mnist_missing,
+    mnist_split,
+    setup_torch,
+)
 
 
 def tasks(torch):
@@ -66,7 +73,7 @@ def run(args):
         raise SystemExit(f"MNIST prior not available: {source}")
     data_dir = args.data_dir or default_mnist_dir()
     if not mnist_available(data_dir):
-        raise SystemExit(f"MNIST data not found in {data_dir}")
+        raise SystemExit(mnist_missing(args.data_dir))
     _, x_test = mnist_split(data_dir, 1, args.n_test, dtype=torch.float32)
     rows = []
     for ti, (name, (op, sigma_y, zeta)) in enumerate(tasks(torch).items()):

@@ -20,21 +20,29 @@ Protocol
   (σ = 3, 9×9) are defined for 256×256 faces; on 28×28 digits they would span a third of
   the image, so the defaults here are σ = 1.5 and 5×5 (flags to change them).
 * Same measurement for every method: one noise draw per task and image; every diffusion
-  method starts from the same N(0, I) draw per batch and uses the same random stream
-  (OT-ODE starts from its noised pseudo-inverse, as in its paper).
-* Methods at their papers' defaults, nothing tuned on test data: DMPS (λ = 1.75, DDPM
-  ancestral, ``--steps``), DPS (ζ = 0.3; 0.5 for inpainting, the DPS configs; no DPS
-  config exists for colorization or denoising, 0.3 is used), ΠGDM (DDIM η = 1,
-  ``--pigdm-steps`` = 100 as in its paper), DMPS-flow (λ = 2), DPS-flow (ζ as DPS),
+  method starts from the same N(0, I) draw per batch and uses the same random stream,
+  except the two whose recipes start from the measurement (ΠGDM: the noised A⁺y of its
+  code; OT-ODE: the noised Tikhonov estimate), which draw that noise from the stream.
+* Methods at their recipes' defaults, each naming its source in :mod:`invdiff.methods`;
+  nothing tuned on test data: DMPS (λ = 1.75, DDPM ancestral, ``--steps``), DPS (ζ = 0.3;
+  0.5 for inpainting, the DPS configs; no DPS config exists for colorization or
+  denoising, 0.3 is used), ΠGDM (``--pigdm-steps`` = 100 DDIM steps, guidance weighted
+  as NVlabs' code, η as the recipe), DMPS-flow (λ = 2), DPS-flow (DPS's own step inside
+  the flow, ζ = 3 chosen on the *validation* images by ``benchmarks/validation_choices``),
   OT-ODE (t0 = 0.8), all three flows with ``--flow-steps`` = 50 Euler steps. Lasso-DCT
   (FISTA) and TV (Chambolle–Pock) choose λ on the validation split
   (:func:`invdiff.baselines.select_lambda`, PSNR), never on the test images.
 * Metrics: PSNR and SSIM per image on ``[0, 1]`` after clipping, mean ± std (ddof 1) over
   the test images; LPIPS only if the ``lpips`` package and its AlexNet weights are already
-  on disk (nothing is downloaded). Also NFE and wall seconds per image (batch ``--batch``).
+  on disk (nothing is downloaded). Data consistency ‖y − A x̂‖/(σ_y √M) of the clipped
+  reconstruction (:func:`consistency`; ≈ 1 fits y to the noise level).
+  Also NFE and wall seconds per image (batch ``--batch``).
+* Adding a method: one entry in ``DIFFUSION`` (a recipe from :mod:`invdiff.methods` and
+  the keywords the benchmark sets), or in ``BASELINES`` with a solver in
+  :func:`run_baseline`.
 
 Run ``python -m benchmarks.restoration [--quick] [--weights-dir DIR]``; writes
-``benchmarks/results/restoration[-quick].md``/``.json`` and ``.png`` (metrics) and
+``benchmarks/results/[quick/]restoration[-quick].md``/``.json`` and ``.png`` (metrics) and
 ``-examples.png`` (the first test image of each task).
 """
 
@@ -42,8 +50,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import math
-import pathlib
 import time
 
 import numpy as np
@@ -51,18 +59,8 @@ import numpy as np
 import invdiff as ivd
 
 from . import _images
-from ._common import RESULTS, add_run_arguments, write_results
+from ._common import add_run_arguments, results_dir, write_results
 
-DDPM_METHODS = ("DMPS", "DPS", "PiGDM")
-FLOW_METHODS = ("DMPS-flow", "DPS-flow", "OT-ODE")
-#: the SVD-native methods and their steps (full, quick): the papers' 20 (DDRM), 100 (DDNM+)
-#: and 100 DDIM steps (MCGdiff, whose particles come from --mcgdiff-particles)
-SVD_STEPS = {"DDRM": (20, 5), "DDNM": (100, 10), "MCGdiff": (100, 10)}
-SVD_METHODS = tuple(SVD_STEPS)
-BASELINES = ("Lasso-DCT", "TV")
-METHODS = DDPM_METHODS + FLOW_METHODS + SVD_METHODS + BASELINES
-#: every method but MCGdiff (one network evaluation per particle: select it explicitly)
-DEFAULT_METHODS = tuple(m for m in METHODS if m != "MCGdiff")
 INPAINT_OBSERVED = 0.5
 
 
@@ -100,49 +98,84 @@ def make_tasks(in_shape, like, args) -> list[Task]:
 
 
 # -- the methods ---------------------------------------------------------------------------
-def _diffusion(method, model, task, y, x_start, rng, args):
-    """One batch of ``method``: ``(x_hat, info)``; ``x_start`` is the shared N(0, I) draw."""
-    m, op, s = ivd.methods, task.op, task.sigma_y
-    common = {"rng": rng, "return_info": True}
-    if method == "DMPS":
-        return m.dmps(model, op, y, s, x_init=x_start, steps=args.steps, **common)
-    if method == "DPS":
-        return m.dps(model, op, y, x_init=x_start, steps=args.steps, zeta=task.zeta, **common)
-    if method == "PiGDM":
-        clip = (-1.0, 1.0) if args.pigdm_clip else None
-        return m.pigdm(model, op, y, s, x_init=x_start, steps=args.pigdm_steps, clip_x0=clip,
-                       **common)
-    if method == "DMPS-flow":
-        return m.dmps_flow(model, op, y, s, x_init=x_start, steps=args.flow_steps, **common)
-    if method == "DPS-flow":
-        return m.dps_flow(model, op, y, x_init=x_start, steps=args.flow_steps, zeta=task.zeta,
-                          **common)
-    if method == "OT-ODE":  # its own start: the noised pseudo-inverse at t0 = 0.8
-        return m.ot_ode(model, op, y, s, steps=args.flow_steps, **common)
-    if method in SVD_METHODS:
-        steps = SVD_STEPS[method][1 if args.quick else 0]
-        if method == "MCGdiff":  # its own start: particles from N(0, I) times its potential
-            return m.mcgdiff(model, op, y, s, n_particles=args.mcgdiff_particles, steps=steps,
-                             **common)
-        fn = m.ddrm if method == "DDRM" else m.ddnm
-        return fn(model, op, y, s, x_init=x_start, steps=steps, **common)
-    raise ValueError(f"method must be one of {DDPM_METHODS + FLOW_METHODS + SVD_METHODS}; "
-                     f"received {method!r}")
+def _recipe(fn, *, own_start=False, **fixed):
+    """A row's runner ``(model, task, y, x_start, rng, args) -> (x_hat, info)`` for recipe
+    ``fn`` at its defaults; ``fixed`` maps keyword -> ``(task, args) -> value``.
+
+    ``x_start`` is the N(0, I) draw every method shares; a method with its own start
+    (``own_start``: ΠGDM's noised A⁺y, OT-ODE's noised Tikhonov estimate) draws its noise
+    from the shared random stream instead.
+    """
+    takes_sigma = "sigma_y" in inspect.signature(fn).parameters
+
+    def run(model, task, y, x_start, rng, args):
+        kw = {k: get(task, args) for k, get in fixed.items()}
+        if not own_start:
+            kw["x_init"] = x_start
+        pos = (task.op, y, task.sigma_y) if takes_sigma else (task.op, y)
+        return fn(model, *pos, rng=rng, return_info=True, **kw)
+
+    return run
+
+
+def _steps(task, args):
+    return args.steps
+
+
+def _pigdm_steps(task, args):
+    return args.pigdm_steps
+
+
+def _flow_steps(task, args):
+    return args.flow_steps
+
+
+#: the SVD methods' steps (full, quick): the papers' 20 (DDRM), 100 (DDNM+) and 100 DDIM
+#: steps (MCGdiff, with --mcgdiff-particles particles per image)
+SVD_STEPS = {"DDRM": (20, 5), "DDNM": (100, 10), "MCGdiff": (100, 10)}
+
+
+def _svd_steps(name):
+    return lambda task, args: SVD_STEPS[name][1 if args.quick else 0]
+
+
+# name -> (family, runner). One line per method: a new method is one more entry.
+DIFFUSION = {
+    "DMPS": ("DDPM", _recipe(ivd.methods.dmps, steps=_steps)),
+    "DPS": ("DDPM", _recipe(ivd.methods.dps, steps=_steps, zeta=lambda task, a: task.zeta)),
+    "PiGDM": ("DDPM", _recipe(ivd.methods.pigdm, own_start=True, steps=_pigdm_steps,
+                              clip_x0=lambda task, a: (-1.0, 1.0) if a.pigdm_clip else None)),
+    "DMPS-flow": ("flow", _recipe(ivd.methods.dmps_flow, steps=_flow_steps)),
+    "DPS-flow": ("flow", _recipe(ivd.methods.dps_flow, steps=_flow_steps)),
+    "OT-ODE": ("flow", _recipe(ivd.methods.ot_ode, own_start=True, steps=_flow_steps)),
+    "DDRM": ("SVD", _recipe(ivd.methods.ddrm, steps=_svd_steps("DDRM"))),
+    "DDNM": ("SVD", _recipe(ivd.methods.ddnm, steps=_svd_steps("DDNM"))),
+    "MCGdiff": ("SVD", _recipe(ivd.methods.mcgdiff, own_start=True, steps=_svd_steps("MCGdiff"),
+                               n_particles=lambda task, a: a.mcgdiff_particles)),
+}
+DDPM_METHODS = tuple(k for k, (family, _) in DIFFUSION.items() if family == "DDPM")
+FLOW_METHODS = tuple(k for k, (family, _) in DIFFUSION.items() if family == "flow")
+BASELINES = ("Lasso-DCT", "TV")
+METHODS = tuple(DIFFUSION) + BASELINES
+#: every method but MCGdiff (one network evaluation per particle: select it explicitly)
+DEFAULT_METHODS = tuple(m for m in METHODS if m != "MCGdiff")
 
 
 def run_diffusion(method, model, task, y, x_start, args):
-    """All test images of ``method`` in batches of ``args.batch``: ``(x_hat, nfe, seconds)``."""
+    """All test images of ``method`` in batches of ``args.batch``: ``(x_hat, info, seconds)``
+    (``info`` of the first batch: NFE and the recipe's settings)."""
     import torch
 
-    outs, nfe, seconds = [], None, 0.0
+    run = DIFFUSION[method][1]
+    outs, first, seconds = [], None, 0.0
     for k, b0 in enumerate(range(0, y.shape[0], args.batch)):
         sl = slice(b0, b0 + args.batch)
         rng = ivd.random.Generator(args.seed * 1_000_003 + 7919 * k)  # same stream per method
-        x, info = _diffusion(method, model, task, y[sl], x_start[sl], rng, args)
+        x, info = run(model, task, y[sl], x_start[sl], rng, args)
         outs.append(x)
-        nfe = info["nfe"] if nfe is None else nfe
+        first = info if first is None else first
         seconds += info["seconds"]
-    return torch.cat(outs), nfe, seconds
+    return torch.cat(outs), first, seconds
 
 
 def run_baseline(method, task, x_val, y_val, y_test, args):
@@ -175,34 +208,54 @@ def run_dataset(dataset, model, x_val, x_test, args, lpips_on):
         x_start = ivd.random.Generator(args.seed + 3).normal(tuple(x_test.shape), like=x_test)
         examples[task.name] = {"truth": x_test[0]}
         for method in args.methods:
-            lam = None
+            lam, info = None, {}
             if method in BASELINES:
                 x_hat, lam, seconds = run_baseline(method, task, x_val, y_val, y_test, args)
-                nfe = None
             else:
-                x_hat, nfe, seconds = run_diffusion(method, model, task, y_test, x_start, args)
-            rows.append(_row(dataset, task, method, x_hat, x_test, nfe, seconds, lam, lpips_on))
+                x_hat, info, seconds = run_diffusion(method, model, task, y_test, x_start, args)
+            rows.append(_row(dataset, task, method, x_hat, x_test, y_test, info, seconds, lam,
+                             lpips_on))
             examples[task.name][method] = x_hat[0]
             r = rows[-1]
             print(f"  {dataset:7s} {task.name:28s} {method:10s} PSNR {r['psnr_mean']:6.2f} "
-                  f"SSIM {r['ssim_mean']:.3f}  {r['seconds_per_image']:.2f} s/img", flush=True)
+                  f"SSIM {r['ssim_mean']:.3f} fit {r['consistency_mean']:5.2f} "
+                  f"{r['seconds_per_image']:.2f} s/img", flush=True)
     return rows, examples
 
 
-def _row(dataset, task, method, x_hat, x_true, nfe, seconds, lam, lpips_on):
+def consistency(op, y, x_hat, sigma_y, low=-1.0, high=1.0):
+    r"""Per-image data fit :math:`\|y - A\hat x\| / (\sigma_y\sqrt M)` of the clipped
+    reconstruction (NaN where it diverged).
+
+    About 1 when :math:`\hat x` explains :math:`y` to the noise level (the truth itself scores
+    :math:`\|n\|/(\sigma_y\sqrt M) \approx 1`), well above 1 when it underfits, below 1
+    when it fits the noise.
+    """
+    import torch
+
+    x = torch.clamp(torch.nan_to_num(x_hat, nan=low), low, high)
+    r = (y - op.apply(x)).reshape(len(y), -1)
+    ratio = (torch.linalg.vector_norm(r, dim=1) / (sigma_y * math.sqrt(r.shape[1])))
+    finite = torch.isfinite(x_hat.reshape(len(x_hat), -1)).all(dim=1)
+    return torch.where(finite, ratio, torch.nan).double().cpu().numpy()
+
+
+def _row(dataset, task, method, x_hat, x_true, y, info, seconds, lam, lpips_on):
     s = _images.image_scores(x_hat, x_true, -1.0, 1.0)
+    fit = consistency(task.op, y, x_hat, task.sigma_y)
     n = int(x_true.shape[0])
     psnr_m, psnr_s = _images.mean_std(s["psnr"])
     ssim_m, ssim_s = _images.mean_std(s["ssim"])
-    row = {"dataset": dataset, "task": task.name, "method": method,
-           "family": ("DDPM" if method in DDPM_METHODS else
-                      "flow" if method in FLOW_METHODS else
-                      "SVD" if method in SVD_METHODS else "sparsity"),
-           "sigma_y": task.sigma_y, "zeta": task.zeta if "DPS" in method else None,
+    fit_m, fit_s = _images.mean_std(fit)
+    family = DIFFUSION[method][0] if method in DIFFUSION else "sparsity"
+    settings = {k: v for k, v in info.items() if k not in ("nfe", "seconds", "method")}
+    row = {"dataset": dataset, "task": task.name, "method": method, "family": family,
+           "sigma_y": task.sigma_y, "zeta": settings.get("zeta"), "settings": settings,
            "lambda": lam, "psnr_mean": psnr_m, "psnr_std": psnr_s, "ssim_mean": ssim_m,
-           "ssim_std": ssim_s, "n": n, "n_finite": int(s["finite"].sum()), "nfe": nfe,
+           "ssim_std": ssim_s, "consistency_mean": fit_m, "consistency_std": fit_s,
+           "n": n, "n_finite": int(s["finite"].sum()), "nfe": info.get("nfe"),
            "seconds_per_image": seconds / n, "psnr": s["psnr"].tolist(),
-           "ssim": s["ssim"].tolist()}
+           "ssim": s["ssim"].tolist(), "consistency": fit.tolist()}
     if lpips_on:
         v = _images.lpips_scores(x_hat, x_true, -1.0, 1.0)
         row["lpips_mean"], row["lpips_std"] = _images.mean_std(v)
@@ -213,7 +266,7 @@ def _row(dataset, task, method, x_hat, x_true, nfe, seconds, lam, lpips_on):
 def table(rows, lpips_on):
     header = ["dataset", "task", "method", "PSNR (dB)", "SSIM"]
     header += ["LPIPS"] if lpips_on else []
-    header += ["NFE", "s / image", "finite"]
+    header += ["‖y−Ax̂‖/(σ√M)", "NFE", "s / image", "finite"]
     out = []
     for r in rows:
         name = r["method"] + (f" (λ={r['lambda']:.0e})" if r["lambda"] is not None else "")
@@ -221,6 +274,7 @@ def table(rows, lpips_on):
                 _images.fmt(r["ssim_mean"], r["ssim_std"], 3)]
         if lpips_on:
             line.append(_images.fmt(r["lpips_mean"], r["lpips_std"], 3))
+        line.append(_images.fmt(r["consistency_mean"], r["consistency_std"], 2))
         line += [r["nfe"] if r["nfe"] is not None else "-", f"{r['seconds_per_image']:.3f}",
                  f"{r['n_finite']}/{r['n']}"]
         out.append(line)
@@ -305,7 +359,7 @@ def parse(argv=None):
     p.add_argument("--mcgdiff-particles", type=int, default=None,
                    help="MCGdiff particles per image (full: 16; quick: 4)")
     p.add_argument("--pigdm-clip", action="store_true",
-                   help="clip ΠGDM's x̂0 to [-1, 1] (its paper does not; DMPS does)")
+                   help="clip ΠGDM's x̂0 to [-1, 1] (its paper and code do not; DMPS does)")
     p.add_argument("--blur-sigma", type=float, default=1.5)
     p.add_argument("--blur-size", type=int, default=5)
     add_run_arguments(p, "restoration")
@@ -341,7 +395,7 @@ def main(argv=None):
             continue
         if dataset == "mnist":
             if not _images.mnist_available(data_dir):
-                skipped.append(f"mnist: no MNIST data in {data_dir}")
+                skipped.append(f"mnist: {_images.mnist_missing(args.data_dir)}")
                 continue
             x_val, x_test = _images.mnist_split(data_dir, args.n_val, args.n_test,
                                                 dtype=torch.float32, device=args.device)
@@ -378,7 +432,7 @@ def main(argv=None):
                 "svd_steps": {k: v[1 if args.quick else 0] for k, v in SVD_STEPS.items()},
                 "mcgdiff_particles": args.mcgdiff_particles}
     notes = _notes(args, sources, skipped, lpips_note, partial, rows)
-    directory = pathlib.Path(args.results_dir) if args.results_dir else RESULTS
+    directory = results_dir(args.results_dir, args.quick)
     directory.mkdir(parents=True, exist_ok=True)
     for path in plot(rows, examples, stem, directory):
         print(f"wrote {path}")
@@ -395,8 +449,11 @@ def main(argv=None):
 
 def _notes(args, sources, skipped, lpips_note, partial, rows):
     text = ("Mean ± std (ddof 1) over the test images of PSNR and SSIM on [0, 1] after "
-            "clipping to the data range. Diffusion methods run at their papers' defaults "
-            f"(DMPS λ = 1.75, DPS ζ = 0.3 / 0.5 inpainting, ΠGDM DDIM η = 1; {args.steps} "
+            "clipping to the data range, and of the data consistency ‖y − A x̂‖/(σ_y √M) of "
+            "the clipped reconstruction (≈ 1: explains y to the noise level). Diffusion "
+            "methods run at their recipes' defaults (DMPS λ = 1.75, DPS ζ = 0.3 / 0.5 "
+            "inpainting, ΠGDM with its code's weighting and start, DPS-flow ζ = 3 chosen on "
+            f"validation images, OT-ODE t0 = 0.8 from a noised Tikhonov estimate; {args.steps} "
             f"DDPM steps, {args.pigdm_steps} ΠGDM steps, {args.flow_steps} flow steps); "
             "Lasso-DCT and TV take the λ (shown) that maximised PSNR on the validation "
             "images. Every method sees the same prior network, the same measurement (one "
@@ -406,9 +463,8 @@ def _notes(args, sources, skipped, lpips_note, partial, rows):
             f"{args.threads} torch thread(s), shared CPU: compare within a run). "
             f"Priors: {sources}. {lpips_note}.")
     if args.pigdm_clip:
-        text += " ΠGDM clips x̂0 to [-1, 1] in this run (--pigdm-clip; its paper does not)."
-    svd = [m for m in args.methods if m in SVD_METHODS]
-    if svd:
+        text += " ΠGDM clips x̂0 to [-1, 1] in this run (--pigdm-clip; its paper and code do not)."
+    if any(m in SVD_STEPS for m in args.methods):
         steps = {k: v[1 if args.quick else 0] for k, v in SVD_STEPS.items()}
         text += (f" SVD methods at their papers' defaults: DDRM {steps['DDRM']} steps (eta = "
                  f"0.85, eta_b = 1), DDNM+ {steps['DDNM']} steps (eta = 0.85), MCGdiff "
@@ -425,7 +481,7 @@ def _notes(args, sources, skipped, lpips_note, partial, rows):
         text += (" QUICK MODE: few images and steps, a smoke test that the outputs are well "
                  "formed; these numbers say nothing about which method wins (e.g. DPS's ζ is "
                  "a per-step size meant for 1000 steps: with 20 its guidance is ~50x weaker "
-                 "in total).")
+                 "in total, and DPS-flow's ζ was chosen for 50 steps).")
     if partial:
         text += (f" Priors stopped short of their planned training steps ({', '.join(partial)}; "
                  "counts above): the numbers are for these weights, not a fully trained "

@@ -17,7 +17,6 @@ No method's settings are tuned here: each runs with its paper's defaults.
 from __future__ import annotations
 
 import argparse
-import pathlib
 import time
 
 import numpy as np
@@ -26,7 +25,7 @@ from scipy.special import log_ndtr
 import invdiff as ivd
 
 from . import _images
-from ._common import RESULTS, write_results
+from ._common import results_dir, write_results
 
 
 def grid_mixture(d: int, process):
@@ -99,6 +98,8 @@ def run(quick: bool):
                                                      steps=steps_flow, return_info=True),
         "dps_flow": lambda r: ivd.methods.dps_flow(prior, op, y, rng=r, n=n, steps=steps_flow,
                                                    return_info=True),
+        "dps_flow, score form": lambda r: ivd.methods.dps_flow(
+            prior, op, y, rng=r, n=n, steps=steps_flow, weighting="score", return_info=True),
         "ot_ode": lambda r: ivd.methods.ot_ode(prior, op, y, sigma_y, rng=r, n=n,
                                                steps=steps_flow, return_info=True),
         "ald_cs": lambda r: ivd.methods.ald_cs(prior, A, y, sigma_y, rng=r, n=n,
@@ -210,9 +211,13 @@ def main(argv=None):
              "2 sigma_i^2 sits exactly at the stability limit of the prior score alone, and "
              "the likelihood's curvature pushes it over (the reference code's 1e-6 clamp on "
              "probabilities hides this by zeroing the gradient in the tails). The rows with "
-             "eps = 2e-5 show the same methods at a stable step size. ΠGDM moves x̂0 by "
-             "r_t² g as in its paper's Algorithm 1 (a_t times the score rule), a heuristic "
-             "weighting: it is not meant to be an exact posterior sampler. DDRM (20 steps) "
+             "eps = 2e-5 show the same methods at a stable step size. ΠGDM adds "
+             "√ᾱ_s √ᾱ_t r_t² g to the DDIM state as NVlabs' code does, a heuristic "
+             "weighting: it is not meant to be an exact posterior sampler. DPS-flow runs "
+             "DPS's own step with the ζ = 3 chosen for images (hundreds of pixels): in d = 8 "
+             "its fixed-length normalised steps scatter the samples by about ζ; the 'score "
+             "form' row is the earlier reading (the DPS term weighted like a score, ζ = 0.3). "
+             "DDRM (20 steps) "
              "and DDNM+ (100 steps) replace the measured spectral coordinates of each step "
              "by a mix of y and x̂0: variational heuristics, not posterior samplers. MCGdiff "
              "(100 DDIM steps, eta = 1, kappa = 1e-4) is a particle filter, asymptotically "
@@ -224,7 +229,7 @@ def main(argv=None):
              "systems, one sample from each (n times the cost), which leaves only the "
              "particle filter's bias.")
     stem = "validity" + ("-quick" if args.quick else "")
-    directory = pathlib.Path(args.results_dir) if args.results_dir else RESULTS
+    directory = results_dir(args.results_dir, args.quick)
     png = plot(rows, directory / f"{stem}.png")
     if png is not None:
         notes += f"\n\n![{stem}]({png.name})"

@@ -7,7 +7,10 @@ hyperparameters of the paper. Every function takes a ScoreModel, the measurement
 ``rng`` and returns the samples; with ``return_info=True`` it returns ``(samples, info)``
 where ``info`` holds the number of network evaluations (``"nfe"``), the wall time
 (``"seconds"``), the settings used and, with ``record_guidance=True``, the per-step
-guidance norms (``"guidance_norm"``, one row per step, one column per sample).
+guidance norms (``"guidance_norm"``, one row per step, one column per sample). The
+operator may be a plain ``(M, N)`` matrix (or a :class:`~invdiff.operators.DenseMatrix`)
+acting on the flattened signal; ``in_shape=(C, H, W)`` then says how its columns map to
+the pixels of an image prior (row-major).
 
 =============  ===========================  ===============================================
 method         integrator                    defaults (paper)
@@ -15,9 +18,9 @@ method         integrator                    defaults (paper)
 dmps           DDPM ancestral, 1000 steps    λ = 1.75 (Meng & Kabashima, Alg. 1)
 dmps_flow      flow ODE, Euler, 50 steps     λ = 2, start t0 = 1 - 1/50 (Alg. 2)
 dps            DDPM ancestral, 1000 steps    ζ = 0.3 step on ‖y - A x̂0‖ (Chung et al.)
-dps_flow       flow ODE, Euler, 50 steps     ζ = 0.3
-pigdm          DDIM, 100 steps, η = 1        ΠGDM (Song et al. 2023)
-ot_ode         flow ODE, Euler, 50 steps     ΠGDM in the flow, t0 = 0.8, noised A⁺y start
+dps_flow       flow ODE, Euler, 50 steps     DPS's step after each Euler step, ζ = 3
+pigdm          DDIM, 100 steps, η = 1        ΠGDM (Song et al. 2023), NVlabs' weighting
+ot_ode         flow ODE, Euler, 50 steps     ΠGDM in the flow, t0 = 0.8, Tikhonov start
 qcs_sgm        annealed Langevin              ε = 2e-4, K = 5, γ = 1 (Meng & Kabashima 2023)
 qcs_sgm_plus   annealed Langevin + EP         γ = 0.5 norm-matched, 5 EP iterations
 ald_cs         annealed Langevin              Jalal et al. 2021, unquantized Gaussian term

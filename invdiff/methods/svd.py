@@ -23,19 +23,33 @@ from __future__ import annotations
 
 import math
 
-from .._array_api import check_at_least, check_floating, device_of, namespace
+from .._array_api import device_of, namespace
 from ..processes import VP, predict
-from ..samplers._common import check_real, check_steps, progress_bar, vp_times
-from ._common import _as_rng, _in_shape, _out_ndim, _run, _under, _x_init
+from ..samplers._common import check_steps, progress_bar, vp_times
+from ._common import (
+    _as_rng,
+    _in_shape,
+    _operator,
+    _out_ndim,
+    _run,
+    _under,
+    _x_init,
+    check_arguments,
+    nonnegative,
+)
 
 __all__ = ["ddrm", "ddnm", "mcgdiff"]
 
 _SVD_METHODS = ("Vt", "V", "Ut", "U")
+#: sigma_y = 0 is the noiseless case these methods treat exactly (RULES require > 0)
+_RULES = {"sigma_y": nonnegative}
 
 
 # -- shared pieces ---------------------------------------------------------------------------
-def _svd_operator(method: str, op):
-    """``op`` if it exposes an SVD, else a ``TypeError`` naming what ``method`` needs."""
+def _svd_operator(method: str, op, in_shape):
+    """``op`` (a plain matrix becomes a DenseMatrix) if it exposes an SVD, else a
+    ``TypeError`` naming what ``method`` needs."""
+    op = _operator(op, in_shape, svd=True)
     missing = [m for m in _SVD_METHODS if not callable(getattr(op, m, None))]
     if not (callable(getattr(op, "singulars_like", None)) or hasattr(op, "singulars")):
         missing.append("singulars")
@@ -43,27 +57,15 @@ def _svd_operator(method: str, op):
         raise TypeError(
             f"{method} works in the spectral coordinates of A and needs an operator with an "
             f"SVD (an invdiff.operators.SVDOperator: Vt, V, Ut, U, singulars); received "
-            f"{type(op).__name__}, which lacks {', '.join(missing)}. Wrap an explicit matrix "
-            f"with invdiff.operators.DenseMatrix(A); for an operator without an SVD use "
-            f"invdiff.methods.dps")
+            f"{type(op).__name__}, which lacks {', '.join(missing)}. A plain (M, N) matrix "
+            f"is decomposed for you; for an operator without an SVD use invdiff.methods.dps")
     return op
 
 
-def _measurement(method: str, op, y, sigma_y):
-    """``(xp, s, ybar, sigma_y)``: singular values and :math:`\\bar y = U^\\top y / s`."""
-    op = _svd_operator(method, op)
-    check_floating("y", y)
-    xp = namespace(y=y)
-    sigma_y = check_at_least("sigma_y", sigma_y)
+def _spectral_y(op, y):
+    """``(xp, s, ybar)``: singular values and :math:`\\bar y = U^\\top y / s`."""
     s = op.singulars_like(y) if callable(getattr(op, "singulars_like", None)) else op.singulars
-    return xp, s, op.Ut(y) / s, sigma_y
-
-
-def _check_unit(name: str, value) -> float:
-    v = check_real(name, value)
-    if not 0.0 <= v <= 1.0:
-        raise ValueError(f"{name} must lie in [0, 1]; received {value!r}")
-    return v
+    return namespace(y=y), s, op.Ut(y) / s
 
 
 def _split(op, x):
@@ -83,18 +85,6 @@ def _eps_x0(model, x, k: int, clip_x0):
         x0 = xp.clip(x0, clip_x0[0], clip_x0[1])
         eps = (x - a * x0) / b
     return eps, x0
-
-
-def _check_clip(clip_x0):
-    if clip_x0 is None:
-        return None
-    try:
-        lo, hi = (float(v) for v in clip_x0)
-    except (TypeError, ValueError):
-        raise TypeError(f"clip_x0 must be None or a pair (lo, hi); received {clip_x0!r}") from None
-    if not lo < hi:
-        raise ValueError(f"clip_x0 must satisfy lo < hi; received {clip_x0!r}")
-    return lo, hi
 
 
 def _skip_times(process, steps: int) -> list[int]:
@@ -188,16 +178,18 @@ def _spectral_sampler(model, x_init, *, guidance=None, callback=None, op, ybar, 
 
 
 def ddrm(model, op, y, sigma_y, *, eta: float = 0.85, eta_b: float = 1.0, steps: int = 20,
-         rng=None, x_init=None, n=None, clip_x0=None, progress=False, return_info=False):
+         rng=None, x_init=None, n=None, clip_x0=None, progress=False, return_info=False,
+         in_shape=None):
     r"""DDRM: denoising diffusion restoration models (Kawar, Elad, Ermon & Song, NeurIPS 2022).
 
     Parameters
     ----------
     model : ScoreModel
         Re-expressed to ``VP.linear(1000)`` if it is not a VP model.
-    op : SVDOperator
-        The forward operator with its SVD (``Vt``, ``V``, ``Ut``, ``U``, ``singulars``); any
-        other operator is refused with a ``TypeError``.
+    op : SVDOperator or array of shape (M, N)
+        The forward operator with its SVD (``Vt``, ``V``, ``Ut``, ``U``, ``singulars``), or
+        a plain matrix (decomposed once); an operator without an SVD is refused with a
+        ``TypeError``.
     y : array
         Measurement ``(*batch, *op.out_shape)``.
     sigma_y : float
@@ -221,6 +213,8 @@ def ddrm(model, op, y, sigma_y, *, eta: float = 0.85, eta_b: float = 1.0, steps:
         Clip :math:`\hat x_0` (the reference code does not).
     progress, return_info : bool
         See :mod:`invdiff.methods`.
+    in_shape : tuple of int, optional
+        Shape of the signal when ``op`` acts on its flattening (see :func:`dmps`).
 
     Returns
     -------
@@ -275,16 +269,19 @@ def ddrm(model, op, y, sigma_y, *, eta: float = 0.85, eta_b: float = 1.0, steps:
     >>> x.shape, info["nfe"]
     ((8, 4), 20)
     """
+    op = _svd_operator("ddrm", op, in_shape)
+    check_arguments(rules=_RULES, model=model, op=op, y=y, sigma_y=sigma_y, x_init=x_init, n=n,
+                    steps=steps, eta=eta, eta_b=eta_b, clip_x0=clip_x0, progress=progress,
+                    return_info=return_info)
     rng = _as_rng(rng)
-    xp, s, ybar, sigma_y = _measurement("ddrm", op, y, sigma_y)
-    eta, eta_b = _check_unit("eta", eta), _check_unit("eta_b", eta_b)
+    xp, s, ybar = _spectral_y(op, y)
     model = _under(model, VP, VP.linear)
     times = _skip_times(model.process, steps)
     return _run(_spectral_sampler, model, _x_init(x_init, y, op, rng, n=n), None,
                 return_info=return_info, record_guidance=False,
                 settings={"method": "ddrm", "eta": eta, "eta_b": eta_b, "steps": steps},
                 op=op, ybar=ybar, s=s, sigma_y=sigma_y, eta=eta, eta_b=eta_b, times=times,
-                ddrm_start=True, clip_x0=_check_clip(clip_x0), rng=rng, progress=progress)
+                ddrm_start=True, clip_x0=clip_x0, rng=rng, progress=progress)
 
 
 # -- DDNM --------------------------------------------------------------------------------------
@@ -329,15 +326,16 @@ def _ddnm_sampler(model, x_init, *, guidance=None, callback=None, op, ybar, eta,
 
 def ddnm(model, op, y, sigma_y, *, eta: float = 0.85, steps: int = 100, travel_length: int = 1,
          travel_repeat: int = 1, rng=None, x_init=None, n=None, clip_x0=None, progress=False,
-         return_info=False):
+         return_info=False, in_shape=None):
     r"""DDNM and DDNM+: denoising diffusion null-space model (Wang, Yu & Zhang, ICLR 2023).
 
     Parameters
     ----------
     model : ScoreModel
         Re-expressed to ``VP.linear(1000)`` if it is not a VP model.
-    op : SVDOperator
-        The forward operator with its SVD; any other operator is refused (``TypeError``).
+    op : SVDOperator or array of shape (M, N)
+        The forward operator with its SVD, or a plain matrix; an operator without an SVD is
+        refused (``TypeError``).
     y : array
         Measurement ``(*batch, *op.out_shape)``.
     sigma_y : float
@@ -352,7 +350,7 @@ def ddnm(model, op, y, sigma_y, *, eta: float = 0.85, steps: int = 100, travel_l
         ``travel_length`` steps go back ``travel_length`` steps, ``travel_repeat - 1`` times.
         The configs use 1, 1, i.e. no time travel; ``oldphoto.yml`` uses 2, 2 and the
         high-resolution demo 10, 3. Each repeat costs ``travel_length`` more evaluations.
-    rng, x_init, n, clip_x0, progress, return_info
+    rng, x_init, n, clip_x0, progress, return_info, in_shape
         As in :func:`ddrm`; ``x_init`` is the state at the first step (standard normal).
 
     Returns
@@ -404,14 +402,17 @@ def ddnm(model, op, y, sigma_y, *, eta: float = 0.85, steps: int = 100, travel_l
     >>> x.shape, info["nfe"]
     ((8, 4), 50)
     """
+    op = _svd_operator("ddnm", op, in_shape)
+    check_arguments(rules=_RULES, model=model, op=op, y=y, sigma_y=sigma_y, x_init=x_init, n=n,
+                    steps=steps, eta=eta, travel_length=travel_length,
+                    travel_repeat=travel_repeat, clip_x0=clip_x0, progress=progress,
+                    return_info=return_info)
     rng = _as_rng(rng)
-    xp, s, ybar, sigma_y = _measurement("ddnm", op, y, sigma_y)
-    eta = _check_unit("eta", eta)
+    xp, s, ybar = _spectral_y(op, y)
     model = _under(model, VP, VP.linear)
     proc = model.process
     steps = check_steps("steps", steps, upper=proc.T)
     travel_length = check_steps("travel_length", travel_length, upper=steps)
-    travel_repeat = check_steps("travel_repeat", travel_repeat)
     skip = proc.T // steps
     times = [0 if i < 0 else 1 + i * skip
              for i in _jump_schedule(steps, travel_length, travel_repeat)]
@@ -419,7 +420,7 @@ def ddnm(model, op, y, sigma_y, *, eta: float = 0.85, steps: int = 100, travel_l
                 "travel_length": travel_length, "travel_repeat": travel_repeat}
     x_init = _x_init(x_init, y, op, rng, n=n)
     common = dict(return_info=return_info, record_guidance=False, settings=settings,
-                  clip_x0=_check_clip(clip_x0), rng=rng, progress=progress)
+                  clip_x0=clip_x0, rng=rng, progress=progress)
     if sigma_y == 0:
         return _run(_ddnm_sampler, model, x_init, None, op=op, ybar=ybar, eta=eta,
                     times=times, **common)
@@ -539,7 +540,7 @@ def _mcgdiff_sampler(model, x_init, *, guidance=None, callback=None, op, ybar, s
 
 def mcgdiff(model, op, y, sigma_y, *, n_particles: int = 64, steps: int = 100, eta: float = 1.0,
             kappa: float = 1e-4, rng=None, n=None, clip_x0=None, progress=False,
-            return_info=False):
+            return_info=False, in_shape=None):
     r"""MCGdiff: Monte Carlo guided diffusion (Cardoso, Janati, Le Corff & Moulines, ICLR 2024).
 
     A particle filter over the DDIM chain whose proposal and weights come from the SVD of
@@ -551,8 +552,9 @@ def mcgdiff(model, op, y, sigma_y, *, n_particles: int = 64, steps: int = 100, e
     ----------
     model : ScoreModel
         Re-expressed to ``VP.linear(1000)`` if it is not a VP model.
-    op : SVDOperator
-        The forward operator with its SVD; any other operator is refused (``TypeError``).
+    op : SVDOperator or array of shape (M, N)
+        The forward operator with its SVD, or a plain matrix; an operator without an SVD is
+        refused (``TypeError``).
     y : array
         Measurement ``(*batch, *op.out_shape)``; one particle system per measurement.
     sigma_y : float
@@ -576,6 +578,8 @@ def mcgdiff(model, op, y, sigma_y, *, n_particles: int = 64, steps: int = 100, e
         samples run several systems (e.g. repeat ``y`` along a batch axis).
     clip_x0 : (float, float) or None, default None
         Clip :math:`\hat x_0` (the reference code does not).
+    in_shape : tuple of int, optional
+        As in :func:`ddrm`.
     progress, return_info : bool
         See :mod:`invdiff.methods`. ``info["nfe"]`` counts network evaluations per
         measurement, ``steps * n_particles`` (``"network_calls"``: the batched calls,
@@ -651,15 +655,12 @@ def mcgdiff(model, op, y, sigma_y, *, n_particles: int = 64, steps: int = 100, e
     >>> x.shape, info["nfe"], info["ess"].shape  # nfe: 50 steps x 32 particles
     ((8, 4), 1600, (50,))
     """
+    op = _svd_operator("mcgdiff", op, in_shape)
+    check_arguments(rules=_RULES, model=model, op=op, y=y, sigma_y=sigma_y, n=n,
+                    n_particles=n_particles, steps=steps, eta=eta, kappa=kappa,
+                    clip_x0=clip_x0, progress=progress, return_info=return_info)
     rng = _as_rng(rng)
-    xp, s, ybar, sigma_y = _measurement("mcgdiff", op, y, sigma_y)
-    n_particles = check_steps("n_particles", n_particles)
-    eta = _check_unit("eta", eta)
-    kappa = check_real("kappa", kappa)
-    if not 0.0 < kappa < 1.0:
-        raise ValueError(f"kappa must lie in (0, 1); received {kappa!r}")
-    if n is not None:
-        n = check_steps("n", n)
+    xp, s, ybar = _spectral_y(op, y)
     model = _under(model, VP, VP.linear)
     check_steps("steps", steps, upper=model.process.T)
     batch = tuple(y.shape[: y.ndim - _out_ndim(op)])
@@ -669,7 +670,7 @@ def mcgdiff(model, op, y, sigma_y, *, n_particles: int = 64, steps: int = 100, e
                    settings={"method": "mcgdiff", "n_particles": n_particles, "steps": steps,
                              "eta": eta, "kappa": kappa},
                    op=op, ybar=ybar, s=s, sigma_y=sigma_y, steps=steps, eta=eta, kappa=kappa,
-                   clip_x0=_check_clip(clip_x0), rng=rng, progress=progress,
+                   clip_x0=clip_x0, rng=rng, progress=progress,
                    diagnostics=diagnostics)
     x, log_w = x
     info["network_calls"] = info["nfe"]

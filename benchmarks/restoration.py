@@ -353,9 +353,9 @@ def parse(argv=None):
     p.add_argument("--pigdm-steps", type=int, default=None, help="ΠGDM DDIM steps (full: 100)")
     p.add_argument("--flow-steps", type=int, default=None, help="flow Euler steps (full: 50)")
     p.add_argument("--batch", type=int, default=None, help="images per sampler call (full: 25)")
-    p.add_argument("--methods", default=",".join(DEFAULT_METHODS),
+    p.add_argument("--methods", default=None,
                    help="comma-separated subset of " + ", ".join(METHODS)
-                   + " (default all but MCGdiff)")
+                   + " (default: all but MCGdiff; --quick: all)")
     p.add_argument("--mcgdiff-particles", type=int, default=None,
                    help="MCGdiff particles per image (full: 16; quick: 4)")
     p.add_argument("--pigdm-clip", action="store_true",
@@ -364,6 +364,8 @@ def parse(argv=None):
     p.add_argument("--blur-size", type=int, default=5)
     add_run_arguments(p, "restoration")
     args = p.parse_args(argv)
+    if args.methods is None:
+        args.methods = ",".join(METHODS if args.quick else DEFAULT_METHODS)
     args.methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     unknown = set(args.methods) - set(METHODS)
     if unknown:

@@ -133,6 +133,9 @@ def main(argv=None):
                         help="particles of each MCGdiff system (full: 16)")
     parser.add_argument("--batch", type=int, default=None,
                         help="test images per sampler call (full: 8)")
+    parser.add_argument("--stem", default=None,
+                        help="results file name (default coverage[-quick]); to split the "
+                             "methods over several runs")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
@@ -167,7 +170,7 @@ def main(argv=None):
              "the fraction of true pixel values inside the empirical 5-95 % interval of the "
              "samples (0.90 when calibrated), mean ± std over images; 'foreground' counts "
              "only pixels where the digit is (truth > -0.9). Values in [-1, 1].")
-    write_results("coverage" + ("-quick" if args.quick else ""), header, table,
+    write_results(args.stem or "coverage" + ("-quick" if args.quick else ""), header, table,
                   settings=settings, rows=rows, notes=notes,
                   wall_seconds=time.perf_counter() - start)
     return rows

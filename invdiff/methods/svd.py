@@ -504,7 +504,7 @@ def _mcgdiff_sampler(model, x_init, *, guidance=None, callback=None, op, ybar, s
         sig = eta * math.sqrt((1.0 - ab[k - 1]) / (1.0 - ab[k]) * (1.0 - ab[k] / ab[k - 1]))
         mean = math.sqrt(ab[k - 1]) * x0 + math.sqrt(max(1.0 - ab[k - 1] - sig**2, 0.0)) * eps
         mb = op.Vt(mean)
-        act, c, v = potential(k)
+        _, c, v = potential(k)
         act_p, c_p, v_p = potential(k - 1)
         # auxiliary weights: int g_{k-1}(x') p(x' | x_k) dx' / g_k(x_k); a coordinate leaving
         # the active set keeps its potential as a factor of the path target (see Notes)
@@ -544,9 +544,9 @@ def mcgdiff(model, op, y, sigma_y, *, n_particles: int = 64, steps: int = 100, e
     r"""MCGdiff: Monte Carlo guided diffusion (Cardoso, Janati, Le Corff & Moulines, ICLR 2024).
 
     A particle filter over the DDIM chain whose proposal and weights come from the SVD of
-    ``A``: as the number of particles grows, its output tends to the posterior of the prior
-    defined by the chain (asymptotically exact), unlike the methods that approximate the
-    likelihood.
+    ``A``. Unlike the methods that approximate the likelihood, its error is Monte-Carlo
+    error, which falls as the particles grow, plus the discretization of the chain, which
+    falls as the steps grow (asymptotically exact; see Notes).
 
     Parameters
     ----------
@@ -633,7 +633,10 @@ def mcgdiff(model, op, y, sigma_y, *, n_particles: int = 64, steps: int = 100, e
       finite size the observation is counted twice: on a 2-D Gaussian with 256 particles the
       posterior variance of the observed coordinate came out 0.036–0.041 against the exact
       0.083. We keep :math:`g_{\tau_i,i}` as a factor of the path target (the chain observed
-      at :math:`\tau_i`) and correct only the grid mismatch of :math:`\tau_i` at the end,
+      at :math:`\tau_i`) and correct only the grid mismatch of :math:`\tau_i` at the end.
+      The price: their weights target the chain's own prior at any number of steps, ours
+      also assume that the chain's backward steps reverse the forward process (exact as the
+      steps grow, with an exact score). The final correction is
       :math:`\omega_0 = p(y\mid x_0) / \prod_i \mathcal N(\tilde y_i;
       \sqrt{\bar\alpha_{\tau_i}}\bar x_{0,i}, 1 - \bar\alpha_{\tau_i} + \kappa)`, which is
       close to 1 (no correction when :math:`\sigma_y = 0`).

@@ -71,6 +71,15 @@ from . import _images
 from ._common import add_run_arguments, results_dir, write_results
 
 INPAINT_OBSERVED = 0.5
+#: the SVD methods' steps (full, quick): the papers' 20 (DDRM), 100 (DDNM+) and 100 DDIM
+#: steps (MCGdiff, with --mcgdiff-particles particles per image)
+SVD_STEPS = {"DDRM": (20, 5), "DDNM": (100, 10), "MCGdiff": (100, 10)}
+
+
+def _svd_steps(name, args):
+    return SVD_STEPS[name][1 if args.quick else 0]
+
+
 #: label -> (family, recipe, the options that set its arguments). A new method is one entry
 #: here (and one in :data:`invdiff.sweep.METHODS` if its recipe is new).
 DIFFUSION = {
@@ -81,6 +90,10 @@ DIFFUSION = {
     "DMPS-flow": ("flow", "dmps_flow", lambda a: {"steps": a.flow_steps}),
     "DPS-flow": ("flow", "dps_flow", lambda a: {"steps": a.flow_steps}),
     "OT-ODE": ("flow", "ot_ode", lambda a: {"steps": a.flow_steps}),
+    "DDRM": ("SVD", "ddrm", lambda a: {"steps": _svd_steps("DDRM", a)}),
+    "DDNM": ("SVD", "ddnm", lambda a: {"steps": _svd_steps("DDNM", a)}),
+    "MCGdiff": ("SVD", "mcgdiff", lambda a: {"steps": _svd_steps("MCGdiff", a),
+                                             "n_particles": a.mcgdiff_particles}),
 }
 #: DPS's zeta per task where its configs differ from 0.3 (inpainting: 0.5)
 ZETA_BY_TASK = {"inpainting": 0.5}
@@ -91,6 +104,8 @@ BASELINES = {
 DDPM_METHODS = tuple(k for k, v in DIFFUSION.items() if v[0] == "DDPM")
 FLOW_METHODS = tuple(k for k, v in DIFFUSION.items() if v[0] == "flow")
 METHODS = tuple(DIFFUSION) + tuple(BASELINES)
+#: every method but MCGdiff (one network evaluation per particle: select it explicitly)
+DEFAULT_METHODS = tuple(m for m in METHODS if m != "MCGdiff")
 PAIRS = (("DMPS", "DPS"), ("DMPS", "PiGDM"), ("DMPS-flow", "DPS-flow"), ("DMPS-flow", "OT-ODE"))
 
 
@@ -321,8 +336,11 @@ def parse(argv=None):
     p.add_argument("--pigdm-steps", type=int, default=None, help="ΠGDM DDIM steps (full: 100)")
     p.add_argument("--flow-steps", type=int, default=None, help="flow Euler steps (full: 50)")
     p.add_argument("--batch", type=int, default=None, help="images per sampler call (full: 25)")
-    p.add_argument("--methods", default=",".join(METHODS),
-                   help="comma-separated subset of " + ", ".join(METHODS) + " (default all)")
+    p.add_argument("--methods", default=None,
+                   help="comma-separated subset of " + ", ".join(METHODS)
+                   + " (default: all but MCGdiff; --quick: all)")
+    p.add_argument("--mcgdiff-particles", type=int, default=None,
+                   help="MCGdiff particles per image (full: 16; quick: 4)")
     p.add_argument("--pigdm-clip", action="store_true",
                    help="clip ΠGDM's x̂0 to [-1, 1] (its paper and code do not; DMPS does)")
     p.add_argument("--blur-sigma", type=float, default=1.5)
@@ -337,15 +355,17 @@ def parse(argv=None):
                         "folder, removed)")
     add_run_arguments(p, "restoration")
     args = p.parse_args(argv)
+    if args.methods is None:
+        args.methods = ",".join(METHODS if args.quick else DEFAULT_METHODS)
     args.methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     unknown = set(args.methods) - set(METHODS)
     if unknown:
         p.error(f"--methods: unknown {sorted(unknown)}; expected a subset of {METHODS}")
     full = {"n_test": 100, "n_val": 100, "steps": 1000, "pigdm_steps": 100, "flow_steps": 50,
-            "batch": 25, "lasso_iters": 500, "tv_iters": 300,
+            "batch": 25, "mcgdiff_particles": 16, "lasso_iters": 500, "tv_iters": 300,
             "lambdas": [float(v) for v in np.logspace(-4, 1, 11)]}
     quick = {"n_test": 8, "n_val": 8, "steps": 20, "pigdm_steps": 20, "flow_steps": 10,
-             "batch": 8, "lasso_iters": 100, "tv_iters": 100,
+             "batch": 8, "mcgdiff_particles": 4, "lasso_iters": 100, "tv_iters": 100,
              "lambdas": [1e-3, 1e-2, 1e-1, 1.0]}
     for key, value in (quick if args.quick else full).items():
         if getattr(args, key, None) is None:
@@ -404,7 +424,9 @@ def main(argv=None):
                 "blur_size": args.blur_size, "inpainting_observed": INPAINT_OBSERVED,
                 "priors": sources, "skipped": skipped, "torch_threads": torch.get_num_threads(),
                 "device": args.device, "lpips": lpips_note, "methods": list(args.methods),
-                "pigdm_clip_x0": args.pigdm_clip, "scheduler": args.scheduler}
+                "pigdm_clip_x0": args.pigdm_clip,
+                "svd_steps": {k: v[1 if args.quick else 0] for k, v in SVD_STEPS.items()},
+                "mcgdiff_particles": args.mcgdiff_particles, "scheduler": args.scheduler}
     notes = _notes(args, sources, skipped, lpips_note, partial, rows)
     directory = results_dir(args.results_dir, args.quick)
     directory.mkdir(parents=True, exist_ok=True)
@@ -438,6 +460,13 @@ def _notes(args, sources, skipped, lpips_note, partial, rows):
             f"Priors: {sources}. {lpips_note}.")
     if args.pigdm_clip:
         text += " ΠGDM clips x̂0 to [-1, 1] in this run (--pigdm-clip; its paper and code do not)."
+    if any(m in SVD_STEPS for m in args.methods):
+        steps = {k: v[1 if args.quick else 0] for k, v in SVD_STEPS.items()}
+        text += (f" SVD methods at their papers' defaults: DDRM {steps['DDRM']} steps (eta = "
+                 f"0.85, eta_b = 1), DDNM+ {steps['DDNM']} steps (eta = 0.85), MCGdiff "
+                 f"{steps['MCGdiff']} DDIM steps with {args.mcgdiff_particles} particles per "
+                 "image (its paper: 64), one sample drawn from the final weights; its NFE "
+                 "counts every particle.")
     if skipped:
         text += " Skipped: " + "; ".join(skipped) + "."
     diverged = list(dict.fromkeys(r["method"] for r in rows if r["n_finite"] < r["n"]))

@@ -86,6 +86,7 @@ def method_costs(batch: int = 8, weights_dir=None, quick: bool = False):
     lower = torch.where(z >= 0, 0.0, -math.inf)
     upper = torch.where(z >= 0, math.inf, 0.0)
     ddpm, ddim, flow, levels = (10, 5, 5, 10) if quick else (1000, 100, 50, 232)
+    particles = 4 if quick else 64  # MCGdiff's default
     ve = ivd.processes.VE.geometric(100.0, 0.02, levels)  # the reference's, in [-1, 1] units
     m = ivd.methods
     linear = {
@@ -101,6 +102,12 @@ def method_costs(batch: int = 8, weights_dir=None, quick: bool = False):
         "QCS-SGM+ (EP 5)": lambda r: m.qcs_sgm_plus(model, A, lower, upper, 0.05, rng=r,
                                                     process=ve, in_shape=(1, 28, 28),
                                                     return_info=True),
+        # the SVD methods at their defaults (MCGdiff's NFE counts every particle)
+        "DDRM": lambda r: m.ddrm(model, op, y, 0.05, rng=r, steps=5 if quick else 20,
+                                 return_info=True),
+        "DDNM+": lambda r: m.ddnm(model, op, y, 0.05, rng=r, steps=ddim, return_info=True),
+        f"MCGdiff ({particles} particles)": lambda r: m.mcgdiff(
+            model, op, y, 0.05, rng=r, steps=ddim, n_particles=particles, return_info=True),
     }
     rows = []
     for name, run in linear.items():

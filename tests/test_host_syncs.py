@@ -69,6 +69,10 @@ RECIPES = {
                                                 SIGMA, rng=0, n=2, steps_each=1),
     "ald_cs": lambda d, s: m.ald_cs(d.prior(d.ve(s)), d.A, d.y, SIGMA, rng=0, n=2,
                                     steps_each=1),
+    "ddrm": lambda d, s: m.ddrm(d.vp(), d.op, d.y, SIGMA, rng=0, n=2, steps=s),
+    "ddnm": lambda d, s: m.ddnm(d.vp(), d.op, d.y, SIGMA, rng=0, n=2, steps=s),
+    "mcgdiff": lambda d, s: m.mcgdiff(d.vp(), d.op, d.y, SIGMA, rng=0, n=2, steps=s,
+                                      n_particles=4),
 }
 
 

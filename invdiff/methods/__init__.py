@@ -24,12 +24,16 @@ ot_ode         flow ODE, Euler, 50 steps     ΠGDM in the flow, t0 = 0.8, Tikhon
 qcs_sgm        annealed Langevin              ε = 2e-4, K = 5, γ = 1 (Meng & Kabashima 2023)
 qcs_sgm_plus   annealed Langevin + EP         γ = 0.5 norm-matched, 5 EP iterations
 ald_cs         annealed Langevin              Jalal et al. 2021, unquantized Gaussian term
+ddrm           DDIM in the SVD, 20 steps     η = 0.85, η_b = 1 (Kawar et al. 2022, Eq. 7)
+ddnm           DDIM, 100 steps, η = 0.85     null-space projection; DDNM+ Σ_t when σ_y > 0
+mcgdiff        SMC over DDIM, 100 steps      64 particles, η = 1, κ = 1e-4 (Cardoso et al.)
 =============  ===========================  ===============================================
 """
 
 from .ddpm import dmps, dps, pigdm
 from .flow import dmps_flow, dps_flow, ot_ode
 from .langevin import ald_cs, qcs_sgm, qcs_sgm_plus
+from .svd import ddnm, ddrm, mcgdiff
 
 __all__ = [
     "dmps",
@@ -41,4 +45,7 @@ __all__ = [
     "qcs_sgm",
     "qcs_sgm_plus",
     "ald_cs",
+    "ddrm",
+    "ddnm",
+    "mcgdiff",
 ]

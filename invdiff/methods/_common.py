@@ -225,6 +225,12 @@ RULES: dict[str, Callable] = {
     "return_info": flag,
     "record_guidance": flag,
     "final_denoise": flag,
+    "eta_b": in_range(0.0, 1.0),            # DDRM: share of y in the coordinates noisier than y
+    "kappa": in_range(0.0, 1.0, low_open=True, high_open=True),  # MCGdiff: potential's
+                                            # variance at tau_i (0 would be a Dirac)
+    "n_particles": positive_int,
+    "travel_length": positive_int,          # DDNM time travel (1, 1: none)
+    "travel_repeat": positive_int,
 }
 
 

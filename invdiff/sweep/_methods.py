@@ -111,6 +111,9 @@ METHODS: dict[str, Method] = {
     "dmps_flow": Method("dmps_flow", "flow"),
     "dps_flow": Method("dps_flow", "flow", sigma_y=False),
     "ot_ode": Method("ot_ode", "flow", start=None),  # noised Tikhonov estimate
+    "ddrm": Method("ddrm", "SVD"),
+    "ddnm": Method("ddnm", "SVD"),
+    "mcgdiff": Method("mcgdiff", "SVD", start=None),  # particles from its own potential
     "qcs_sgm": Method("qcs_sgm", "Langevin", measurement="quantized", start="uniform",
                       reference_units=True),
     "qcs_sgm_plus": Method("qcs_sgm_plus", "Langevin", measurement="quantized",

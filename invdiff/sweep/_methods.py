@@ -53,6 +53,8 @@ class Method:
     start_scale : str or None
         The recipe argument whose value scales the normal start (DAPS starts at
         ``sigma_max`` times N(0, I)).
+    quantized_start : {"normal", "uniform", "same"} or None
+        The start on quantized tasks: ``"same"`` as ``start``, ``None`` the recipe's own.
     sigma_y : bool
         Whether the recipe takes ``sigma_y`` after ``y`` (DPS does not).
     bins : {"edges", "pair"}
@@ -83,6 +85,7 @@ class Method:
     measurement: str = "gaussian"
     start: str | None = "normal"
     start_scale: str | None = None
+    quantized_start: str | None = "same"
     sigma_y: bool = True
     bins: str = "edges"
     reference_units: bool = False
@@ -168,8 +171,8 @@ def _plain(v) -> bool:
     return v is None or isinstance(v, (bool, int, float, str))
 
 
-def _start(entry, p, args):
-    x = p.start(entry.start)
+def _start(entry, p, args, kind=None):
+    x = p.start(kind or entry.start)
     if entry.start_scale is not None:
         default = inspect.signature(recipe_function(entry)).parameters[entry.start_scale]
         x = float(args.get(entry.start_scale, default.default)) * x
@@ -203,8 +206,9 @@ def _quantized(entry, p, args):
             kw["process"] = ivd.processes.VE.geometric(
                 s * levels["sigma_max"], s * levels["sigma_min"], levels["levels"])
         kw["eps"] = s * s * args.pop("eps", params["eps"].default)
-    if entry.start is not None:
-        kw["x_init"] = _start(entry, p, args)
+    start = entry.start if entry.quantized_start == "same" else entry.quantized_start
+    if start is not None:
+        kw["x_init"] = _start(entry, p, args, start)
     A_x, lower_x, upper_x = p.in_model_units()
     y = (lower_x, upper_x) if entry.bins == "pair" else None
     head = (p.model, A_x, y) if y is not None else (p.model, A_x, lower_x, upper_x)

@@ -172,8 +172,9 @@ def _plain(v) -> bool:
 
 
 def _start(entry, p, args, kind=None):
-    x = p.start(kind or entry.start)
-    if entry.start_scale is not None:
+    kind = kind or entry.start
+    x = p.start(kind)
+    if entry.start_scale is not None and kind == "normal":
         default = inspect.signature(recipe_function(entry)).parameters[entry.start_scale]
         x = float(args.get(entry.start_scale, default.default)) * x
     return x

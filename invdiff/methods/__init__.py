@@ -21,12 +21,18 @@ ot_ode         flow ODE, Euler, 50 steps     ΠGDM in the flow, t0 = 0.8, noised
 qcs_sgm        annealed Langevin              ε = 2e-4, K = 5, γ = 1 (Meng & Kabashima 2023)
 qcs_sgm_plus   annealed Langevin + EP         γ = 0.5 norm-matched, 5 EP iterations
 ald_cs         annealed Langevin              Jalal et al. 2021, unquantized Gaussian term
+diffpir        DDPM, 100 steps (quad)         λ = 1.75 (code's 7), ζ = 0.3, exact SVD prox
+daps           200 levels × 5 ODE steps       100 Langevin steps, η = 1e-4 (Zhang et al. 2025)
+red_diff       Adam, 1000 steps               λ = 0.25, lr = 0.1, ω_t = b_t/a_t (Mardani et al.)
 =============  ===========================  ===============================================
 """
 
+from .daps import daps
 from .ddpm import dmps, dps, pigdm
+from .diffpir import diffpir
 from .flow import dmps_flow, dps_flow, ot_ode
 from .langevin import ald_cs, qcs_sgm, qcs_sgm_plus
+from .red_diff import red_diff
 
 __all__ = [
     "dmps",
@@ -38,4 +44,7 @@ __all__ = [
     "qcs_sgm",
     "qcs_sgm_plus",
     "ald_cs",
+    "diffpir",
+    "daps",
+    "red_diff",
 ]

@@ -59,8 +59,6 @@ DECOUPLED_METHODS = ("DiffPIR", "DAPS", "RED-diff")
 BASELINES = ("Lasso-DCT", "TV")
 METHODS = DDPM_METHODS + FLOW_METHODS + DECOUPLED_METHODS + BASELINES
 INPAINT_OBSERVED = 0.5
-#: DAPS's likelihood in the authors' pixel-space configs: -||y - Ax||^2 / 0.01^2.
-DAPS_TAU_REF = 0.01 / math.sqrt(2)
 #: Per task (first word of its name) the keyword arguments of the decoupled methods: the
 #: authors' values for the tasks their papers report, else (*) chosen on the validation
 #: images (numbers in the method's docstring and the notes of the results).
@@ -72,11 +70,10 @@ DECOUPLED_SETTINGS = {
         "colorization": {"lam": 1.75, "zeta": 0.3},  # (*)
         "denoising": {"lam": 1.75, "zeta": 0.3},  # (*)
     },
-    "DAPS": {  # the authors' tau where the paper reports the task
-        "SR": {"tau": DAPS_TAU_REF}, "deblur": {"tau": DAPS_TAU_REF},
-        "inpainting": {"tau": DAPS_TAU_REF},
-        "colorization": {"tau": DAPS_TAU_REF},  # (*)
-        "denoising": {"tau": DAPS_TAU_REF},  # (*)
+    "DAPS": {  # its defaults: the authors' pixel-space settings, tau = 0.01 / sqrt(2)
+        "SR": {}, "deblur": {}, "inpainting": {},
+        "colorization": {},  # (*)
+        "denoising": {},  # (*)
     },
     "RED-diff": {  # _configs/algo/reddiff.yaml: lam 0.25, lr 0.1
         "SR": {}, "deblur": {}, "inpainting": {},

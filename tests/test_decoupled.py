@@ -132,7 +132,8 @@ def test_svd_proximal_map_solves_the_normal_equations(k, log_rho, seed):
 # -- DAPS --------------------------------------------------------------------------------------
 # Langevin run to equilibrium at every level (constant step, 25 levels): the tests check the
 # annealing and the likelihood, not how far the reference's short chains get.
-DAPS_EQ = {"annealing_steps": 25, "lr": 3e-3, "lr_min_ratio": 1.0, "langevin_steps": 100}
+DAPS_EQ = {"annealing_steps": 25, "lr": 3e-3, "lr_min_ratio": 1.0, "langevin_steps": 100,
+           "tau": None}
 
 
 def test_daps_recovers_the_posterior_mean_on_a_white_prior():
@@ -193,19 +194,20 @@ def test_quantized_daps_with_narrow_bins_is_gaussian_daps():
     prior = ivd.priors.GaussianPrior(np.zeros(D), np.eye(D), process=VP)
     A = np.random.default_rng(4).normal(size=(3, D))
     y, sigma, w = np.array([0.8, -0.4, 1.1]), 0.4, 1e-4
-    kw = {"rng": 0, "n": 50, "annealing_steps": 10, "langevin_steps": 20, "lr": 1e-3}
+    kw = {"rng": 0, "n": 50, "annealing_steps": 10, "langevin_steps": 20, "lr": 1e-3,
+          "tau": None}
     gauss = to_numpy(ivd.methods.daps(prior, A, y, sigma, **kw))
     binned = to_numpy(ivd.methods.daps(prior, A, (y - w / 2, y + w / 2), sigma, **kw))
     np.testing.assert_allclose(binned, gauss, atol=1e-6)
 
 
 def test_daps_tau_sharpens_the_likelihood():
-    """tau < sigma_y weights the Gaussian likelihood by (sigma_y / tau)^2: the reference's
-    sharp likelihood pulls A x onto y much closer than the exact one."""
+    """tau < sigma_y weights the Gaussian likelihood by (sigma_y / tau)^2: a sharp likelihood
+    (the default is the reference's 0.0071) pulls A x onto y much closer than the exact one."""
     prior = ivd.priors.GaussianPrior(np.zeros(D), np.eye(D), process=VP)
     A, y = np.eye(2, D), np.array([1.0, -1.0])
     kw = {"rng": 0, "n": 200, "annealing_steps": 20, "langevin_steps": 50}
-    exact = to_numpy(ivd.methods.daps(prior, A, y, 0.5, **kw))
+    exact = to_numpy(ivd.methods.daps(prior, A, y, 0.5, tau=None, **kw))
     sharp = to_numpy(ivd.methods.daps(prior, A, y, 0.5, tau=0.05, **kw))
     err = [np.abs((s @ A.T).mean(axis=0) - y).max() for s in (exact, sharp)]
     assert err[1] < 0.5 * err[0]

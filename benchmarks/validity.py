@@ -209,9 +209,9 @@ def main(argv=None):
              "to 1e-6, which barely moves x0 against the exact likelihood; the row 'exact "
              "likelihood, lr=1e-3 constant' is DAPS as a posterior sampler. The default diverges "
              "on the linear problem: this A has singular values 3.2 and 1.8, and the "
-             "Langevin step times the sharpened curvature, 1e-4 s^2 / tau^2 = 20 and 6, exceeds the "
-             "stability limit 2 (image operators have s <= 1). On 1-bit data DAPS always uses "
-             "the exact quantized likelihood.")
+             "Langevin step times the sharpened curvature, 1e-4 s^2 / tau^2 = 20 and 6, "
+             "exceeds the stability limit 2 (image operators have s <= 1). On 1-bit data DAPS "
+             "always uses the exact quantized likelihood.")
     stem = "validity" + ("-quick" if args.quick else "")
     directory = pathlib.Path(args.results_dir) if args.results_dir else RESULTS
     png = plot(rows, directory / f"{stem}.png")

@@ -126,7 +126,8 @@ def diffpir(model, op, y, sigma_y, *, rng=None, x_init=None, n=None, steps: int 
     :math:`\rho_t = \lambda_{code}\sigma_n^2/\bar\sigma_t^2` equals ours with
     :math:`\lambda = \lambda_{code}/4`. Here both are in the units of ``x``, so that
     :math:`\lambda = 1` is the Gaussian :math:`\mathcal N(\hat x_0, r_t^2 I)` prior of the
-    data step (for a Gaussian prior the fixed point is then the MAP, see the tests).
+    data step (on a white Gaussian prior the output mean is then the MAP, up to
+    :math:`O(r_t^2)` of the last steps; see the tests).
 
     *The official code, not deepinv.* ``deepinv.sampling.DiffPIR`` behaves differently from
     the official repository (deepinv issue #1030: there the data step keeps :math:`\tilde

@@ -1,4 +1,9 @@
-"""Shared helpers of the benchmark scripts: the environment record and result writing."""
+"""Shared helpers of the benchmark scripts: the environment record and result writing.
+
+Results go to ``benchmarks/results/`` (the committed record of the full runs); ``--quick``
+runs go to ``benchmarks/results/quick/`` (ignored by git) unless ``--results-dir`` says
+otherwise, so that a smoke test never overwrites a committed result.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,8 @@ import sys
 from importlib import metadata
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
+#: Where ``--quick`` runs write by default (gitignored scratch, never the committed results).
+QUICK_RESULTS = RESULTS / "quick"
 
 _PACKAGES = ("invdiff", "numpy", "scipy", "torch", "array-api-compat", "array-api-strict",
              "array-api-extra", "cupy-cuda12x")
@@ -54,6 +61,23 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
+def results_dir(explicit=None, quick: bool = False) -> pathlib.Path:
+    """The folder a run writes to: ``explicit`` (``--results-dir``) if given, else
+    :data:`QUICK_RESULTS` for ``--quick`` and :data:`RESULTS` for a full run.
+
+    Examples
+    --------
+    >>> from benchmarks._common import QUICK_RESULTS, RESULTS, results_dir
+    >>> results_dir(quick=True) == QUICK_RESULTS, results_dir() == RESULTS
+    (True, True)
+    >>> str(results_dir("/tmp/out", quick=True))
+    '/tmp/out'
+    """
+    if explicit:
+        return pathlib.Path(explicit)
+    return QUICK_RESULTS if quick else RESULTS
+
+
 def markdown_table(header, table) -> str:
     """A GitHub Markdown table; numeric-looking columns are right-aligned.
 
@@ -81,7 +105,7 @@ def markdown_table(header, table) -> str:
 def write_results(name: str, header, table, *, settings=None, rows=None, notes: str = "",
                   wall_seconds: float | None = None, title: str | None = None,
                   directory: pathlib.Path | None = None):
-    """Write ``<name>.md`` and ``<name>.json`` into ``benchmarks/results`` and print the table.
+    """Write ``<name>.md`` and ``<name>.json`` and print the table.
 
     Parameters
     ----------
@@ -100,14 +124,17 @@ def write_results(name: str, header, table, *, settings=None, rows=None, notes: 
     title : str, optional
         Markdown title; default ``name``.
     directory : pathlib.Path, optional
-        Default ``benchmarks/results``.
+        Default :data:`RESULTS`, or :data:`QUICK_RESULTS` when ``name`` ends with ``-quick``
+        (a quick run never overwrites a committed result).
 
     Returns
     -------
     (pathlib.Path, pathlib.Path)
         The Markdown and JSON paths.
     """
-    directory = RESULTS if directory is None else pathlib.Path(directory)
+    if directory is None:
+        directory = results_dir(quick=name.endswith("-quick"))
+    directory = pathlib.Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     env = environment()
     table_md = markdown_table(header, table)
@@ -142,4 +169,5 @@ def add_run_arguments(parser, stem: str):
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--device", default="cpu", help="torch device (cpu; cuda untested)")
     parser.add_argument("--results-dir", default=None,
-                        help="where to write the results (default benchmarks/results)")
+                        help="where to write the results (default benchmarks/results; with "
+                             "--quick benchmarks/results/quick, which git ignores)")

@@ -18,15 +18,21 @@
 from __future__ import annotations
 
 import math
-import os
 import pathlib
 import time
 
 import numpy as np
 
 import invdiff as ivd
+from invdiff.cli._io import (
+    MNIST_FILE,
+    demo_images,
+    find_mnist,
+    mnist_candidates,
+    mnist_hint,
+    to_numpy,
+)
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
 MNIST_HELDOUT = range(9000, 10000)
 MNIST_VAL_START, MNIST_TEST_START = 9000, 9100
 
@@ -40,13 +46,35 @@ def setup_torch(threads: int):
 
 
 def default_mnist_dir() -> pathlib.Path:
-    """``$INVDIFF_MNIST_DIR`` or ``<repo>/../shared/data/mnist``."""
-    env = os.environ.get("INVDIFF_MNIST_DIR")
-    return pathlib.Path(env) if env else REPO.parent / "shared" / "data" / "mnist"
+    """The MNIST folder found without being told: ``$INVDIFF_MNIST_DIR`` when set, else
+    ``shared/data/mnist`` next to the checkout (``<repo>/../shared/data/mnist``, or one level
+    higher for worktrees; see :func:`invdiff.cli._io.mnist_candidates`). When none holds the
+    data, the first place looked (check with :func:`mnist_available`; :func:`mnist_missing`
+    says where it looked and how to point to the data).
+
+    Examples
+    --------
+    >>> from benchmarks._images import default_mnist_dir
+    >>> default_mnist_dir().name
+    'mnist'
+    """
+    return find_mnist() or mnist_candidates()[0]
+
+
+def mnist_missing(data_dir=None) -> str:
+    """Why MNIST was not found (``data_dir`` is ``--data-dir``) and how to point to it.
+
+    Examples
+    --------
+    >>> from benchmarks._images import mnist_missing
+    >>> mnist_missing("/nowhere").startswith("--data-dir: no t10k-images-idx3-ubyte.gz")
+    True
+    """
+    return mnist_hint(data_dir, "--data-dir")
 
 
 def mnist_available(data_dir) -> bool:
-    return (pathlib.Path(data_dir) / "t10k-images-idx3-ubyte.gz").is_file()
+    return (pathlib.Path(data_dir) / MNIST_FILE).is_file()
 
 
 def mnist_split(data_dir, n_val: int, n_test: int, *, dtype, device="cpu"):
@@ -91,16 +119,15 @@ def natural_split(*, dtype, device="cpu"):
     """
     import torch
 
-    path = REPO / "invdiff" / "data" / "demo_images.npz"
-    if not path.is_file():
+    try:
+        d = demo_images()
+    except FileNotFoundError:
         return None
-    with np.load(path) as d:
-        keys = set(d.files)
-        if not {"astronaut", "coffee", "astronaut_32", "coffee_32"} <= keys:
-            return None
-        val = [d["astronaut_32"], d["coffee_32"]]
-        test = [d[k][:, i:i + 32, j:j + 32] for k in ("astronaut", "coffee")
-                for i in (0, 32) for j in (0, 32)]
+    if not {"astronaut", "coffee", "astronaut_32", "coffee_32"} <= d.keys():
+        return None
+    val = [d["astronaut_32"], d["coffee_32"]]
+    test = [d[k][:, i:i + 32, j:j + 32] for k in ("astronaut", "coffee")
+            for i in (0, 32) for j in (0, 32)]
 
     def as_tensor(images):
         x = np.stack(images).astype(np.float64) / 127.5 - 1.0
@@ -158,8 +185,8 @@ def image_scores(x_hat, x_true, low: float, high: float) -> dict:
     >>> s["finite"].tolist(), round(float(s["psnr"][0]), 6), bool(np.isnan(s["psnr"][1]))
     ([True, False], 20.0, True)
     """
-    x_hat = _numpy(x_hat).astype(np.float64)
-    x_true = _numpy(x_true).astype(np.float64)
+    x_hat = to_numpy(x_hat)
+    x_true = to_numpy(x_true)
     finite = np.all(np.isfinite(x_hat.reshape(len(x_hat), -1)), axis=1)
     width = high - low
     a = (np.clip(np.where(np.isfinite(x_hat), x_hat, low), low, high) - low) / width
@@ -167,12 +194,6 @@ def image_scores(x_hat, x_true, low: float, high: float) -> dict:
     psnr = np.where(finite, np.asarray(ivd.metrics.psnr(a, b, 1.0)), np.nan)
     ssim = np.where(finite, np.asarray(ivd.metrics.ssim(a, b, 1.0)), np.nan)
     return {"psnr": psnr, "ssim": ssim, "finite": finite}
-
-
-def _numpy(x):
-    if hasattr(x, "detach"):
-        return x.detach().cpu().numpy()
-    return np.asarray(x)
 
 
 def mean_std(values) -> tuple[float, float]:
@@ -217,8 +238,8 @@ def lpips_scores(x_hat, x_true, low: float, high: float):
     global _LPIPS
     if _LPIPS is None:
         _LPIPS = lpips.LPIPS(net="alex", verbose=False).eval()
-    a = torch.as_tensor(_numpy(x_hat), dtype=torch.float32)
-    b = torch.as_tensor(_numpy(x_true), dtype=torch.float32)
+    a = torch.as_tensor(to_numpy(x_hat), dtype=torch.float32)
+    b = torch.as_tensor(to_numpy(x_true), dtype=torch.float32)
     a = (torch.nan_to_num(a, nan=low).clamp(low, high) - low) / (high - low)
     b = (b - low) / (high - low)
     if a.shape[1] == 1:

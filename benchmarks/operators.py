@@ -10,7 +10,7 @@ a network forward pass costs hundreds of those.
 Usage::
 
     python benchmarks/operators.py            # 8x3x256x256, writes results/operators.{md,json}
-    python benchmarks/operators.py --quick    # 2x3x64x64, writes results/operators-quick.{md,json}
+    python benchmarks/operators.py --quick    # 2x3x64x64, writes results/quick/operators-quick.*
 
 Timings are medians over ``--repeats`` runs after one warm-up run (which also builds and
 caches the operators' factors), with ``--threads`` CPU threads (default 1: the baseline and
@@ -133,8 +133,8 @@ def run(args):
 
 
 def write(rows, args):
-    out = HERE / "results"
-    out.mkdir(exist_ok=True)
+    out = HERE / "results" / ("quick" if args.quick else "")  # quick: gitignored scratch
+    out.mkdir(parents=True, exist_ok=True)
     stem = "operators-quick" if args.quick else "operators"
     meta = {"batch": [args.batch, 3, args.size, args.size], "dtype": "float32",
             "threads": args.threads, "repeats": args.repeats, "python": sys.version.split()[0],

@@ -28,7 +28,7 @@ Protocol
   The network is the bundled DDPM re-expressed under that VE process.
 * Step size. At the paper's ε = 2e-4, ``α_i/σ_i² = 2``: the prior-only Langevin map is at its
   stability limit and the exact-tail likelihood can push it over (see
-  ``benchmarks/results/validity-quick.md``). Every Langevin method therefore runs twice:
+  ``benchmarks/results/validity.md``). Every Langevin method therefore runs twice:
   at the paper's ε = 2e-4 and at ε = 2e-5 (stable; *not* the paper's value), reported as
   separate, labelled rows. The same ε is used for every method in a row group; nothing
   is tuned per method.
@@ -43,7 +43,7 @@ Protocol
   images with a non-finite pixel count as diverged (reported, left out of the mean).
 
 Run ``python -m benchmarks.quantized_cs [--quick] [--weights-dir DIR]``; writes
-``benchmarks/results/quantized_cs[-quick].md``/``.json``/``.png``.
+``benchmarks/results/[quick/]quantized_cs[-quick].md``/``.json``/``.png``.
 """
 
 from __future__ import annotations
@@ -51,7 +51,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
-import pathlib
 import time
 
 import numpy as np
@@ -59,7 +58,7 @@ import numpy as np
 import invdiff as ivd
 
 from . import _images
-from ._common import RESULTS, add_run_arguments, write_results
+from ._common import add_run_arguments, results_dir, write_results
 
 SHAPE = (1, 28, 28)
 N = 784
@@ -110,9 +109,10 @@ def measure(A, u, sigma, bits, rng):
 
 
 def in_x_coordinates(A, lower, upper):
-    """The same likelihood for ``x = 2u - 1``: matrix ``A/2``, bins shifted by ``-A1/2``."""
-    shift = A.sum(axis=1) / 2.0
-    return A / 2.0, lower - shift, upper - shift
+    """The same likelihood for ``x = 2u - 1``: matrix ``A/2``, bins shifted by ``-A1/2``
+    (:func:`invdiff.measurements.to_prior_units` from [0, 1] to [-1, 1])."""
+    return ivd.measurements.to_prior_units(A, lower, upper, data_range=(0.0, 1.0),
+                                           prior_range=(-1.0, 1.0))
 
 
 # -- the methods -----------------------------------------------------------------------------
@@ -421,7 +421,7 @@ def main(argv=None):
     if model is None:
         raise SystemExit(f"no MNIST prior: {source}")
     if not _images.mnist_available(data_dir):
-        raise SystemExit(f"no MNIST data in {data_dir}")
+        raise SystemExit(_images.mnist_missing(args.data_dir))
     # float64 for the likelihood tails and EP; the network itself runs in float32
     x_val, x_test = _images.mnist_split(data_dir, args.n_val, args.n_test,
                                         dtype=torch.float64, device=args.device)
@@ -449,7 +449,7 @@ def main(argv=None):
                 "prior": source, "torch_threads": torch.get_num_threads(),
                 "device": args.device}
     notes = _notes(args, source, _images.is_partial(model))
-    directory = pathlib.Path(args.results_dir) if args.results_dir else RESULTS
+    directory = results_dir(args.results_dir, args.quick)
     directory.mkdir(parents=True, exist_ok=True)
     for path in plot(rows, examples, stem, directory):
         print(f"wrote {path}")

@@ -20,21 +20,29 @@ Protocol
   (σ = 3, 9×9) are defined for 256×256 faces; on 28×28 digits they would span a third of
   the image, so the defaults here are σ = 1.5 and 5×5 (flags to change them).
 * Same measurement for every method: one noise draw per task and image; every diffusion
-  method starts from the same N(0, I) draw per batch and uses the same random stream
-  (OT-ODE starts from its noised pseudo-inverse, as in its paper).
-* Methods at their papers' defaults, nothing tuned on test data: DMPS (λ = 1.75, DDPM
-  ancestral, ``--steps``), DPS (ζ = 0.3; 0.5 for inpainting, the DPS configs; no DPS
-  config exists for colorization or denoising, 0.3 is used), ΠGDM (DDIM η = 1,
-  ``--pigdm-steps`` = 100 as in its paper), DMPS-flow (λ = 2), DPS-flow (ζ as DPS),
+  method starts from the same N(0, I) draw per batch and uses the same random stream,
+  except the two whose recipes start from the measurement (ΠGDM: the noised A⁺y of its
+  code; OT-ODE: the noised Tikhonov estimate), which draw that noise from the stream.
+* Methods at their recipes' defaults, each naming its source in :mod:`invdiff.methods`;
+  nothing tuned on test data: DMPS (λ = 1.75, DDPM ancestral, ``--steps``), DPS (ζ = 0.3;
+  0.5 for inpainting, the DPS configs; no DPS config exists for colorization or
+  denoising, 0.3 is used), ΠGDM (``--pigdm-steps`` = 100 DDIM steps, guidance weighted
+  as NVlabs' code, η as the recipe), DMPS-flow (λ = 2), DPS-flow (DPS's own step inside
+  the flow, ζ = 3 chosen on the *validation* images by ``benchmarks/validation_choices``),
   OT-ODE (t0 = 0.8), all three flows with ``--flow-steps`` = 50 Euler steps. Lasso-DCT
   (FISTA) and TV (Chambolle–Pock) choose λ on the validation split
   (:func:`invdiff.baselines.select_lambda`, PSNR), never on the test images.
 * Metrics: PSNR and SSIM per image on ``[0, 1]`` after clipping, mean ± std (ddof 1) over
   the test images; LPIPS only if the ``lpips`` package and its AlexNet weights are already
-  on disk (nothing is downloaded). Also NFE and wall seconds per image (batch ``--batch``).
+  on disk (nothing is downloaded). Data consistency ‖y − A x̂‖/(σ_y √M) of the clipped
+  reconstruction (:func:`consistency`; ≈ 1 fits y to the noise level).
+  Also NFE and wall seconds per image (batch ``--batch``).
+* Adding a method: one entry in ``DIFFUSION`` (a recipe from :mod:`invdiff.methods` and
+  the keywords the benchmark sets), or in ``BASELINES`` with a solver in
+  :func:`run_baseline`.
 
 Run ``python -m benchmarks.restoration [--quick] [--weights-dir DIR]``; writes
-``benchmarks/results/restoration[-quick].md``/``.json`` and ``.png`` (metrics) and
+``benchmarks/results/[quick/]restoration[-quick].md``/``.json`` and ``.png`` (metrics) and
 ``-examples.png`` (the first test image of each task).
 """
 
@@ -42,46 +50,19 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import math
-import pathlib
 import time
 
 import numpy as np
 
 import invdiff as ivd
+from invdiff.methods.daps import TAU_REFERENCE
 
 from . import _images
-from ._common import RESULTS, add_run_arguments, write_results
+from ._common import add_run_arguments, results_dir, write_results
 
-DDPM_METHODS = ("DMPS", "DPS", "PiGDM")
-FLOW_METHODS = ("DMPS-flow", "DPS-flow", "OT-ODE")
-DECOUPLED_METHODS = ("DiffPIR", "DAPS", "RED-diff")
-BASELINES = ("Lasso-DCT", "TV")
-METHODS = DDPM_METHODS + FLOW_METHODS + DECOUPLED_METHODS + BASELINES
 INPAINT_OBSERVED = 0.5
-#: Per task (first word of its name) the keyword arguments of the decoupled methods: the
-#: authors' values for the tasks their papers report, else (*) chosen by PSNR on validation
-#: images (8 MNIST digits 9000-9007, the 2 natural validation crops; numbers in
-#: benchmarks/README.md).
-DECOUPLED_SETTINGS = {
-    "DiffPIR": {  # lam in consistent units = the code's lambda / 4 (see invdiff.methods.diffpir)
-        "SR": {"lam": 0.5, "zeta": 0.25},  # configs/sisr.yaml zeta; lam (*) from its sweep 2..12
-        "deblur": {"lam": 1.75, "zeta": 0.3},  # main_ddpir_deblur.py: lambda 7, zeta 0.3
-        "inpainting": {"lam": 0.25, "zeta": 1.0},  # configs/inpaint.yaml: lambda 1, zeta 1
-        "colorization": {"lam": 0.5, "zeta": 1.0},  # (*)
-        "denoising": {"lam": 0.5, "zeta": 1.0},  # (*)
-    },
-    "DAPS": {  # defaults: the authors' pixel-space settings, tau = 0.01 / sqrt(2)
-        "SR": {}, "deblur": {}, "inpainting": {},
-        "colorization": {},  # (*) the default won
-        "denoising": {"tau": 0.05},  # (*)
-    },
-    "RED-diff": {  # defaults: _configs/algo/reddiff.yaml, lam 0.25, lr 0.1
-        "SR": {}, "deblur": {}, "inpainting": {},
-        "colorization": {"lam": 4.0},  # (*)
-        "denoising": {"lam": 16.0},  # (*)
-    },
-}
 
 
 @dataclasses.dataclass
@@ -118,60 +99,132 @@ def make_tasks(in_shape, like, args) -> list[Task]:
 
 
 # -- the methods ---------------------------------------------------------------------------
-def _diffusion(method, model, task, y, x_start, rng, args):
-    """One batch of ``method``: ``(x_hat, info)``; ``x_start`` is the shared N(0, I) draw."""
-    m, op, s = ivd.methods, task.op, task.sigma_y
-    common = {"rng": rng, "return_info": True}
-    if method == "DMPS":
-        return m.dmps(model, op, y, s, x_init=x_start, steps=args.steps, **common)
-    if method == "DPS":
-        return m.dps(model, op, y, x_init=x_start, steps=args.steps, zeta=task.zeta, **common)
-    if method == "PiGDM":
-        clip = (-1.0, 1.0) if args.pigdm_clip else None
-        return m.pigdm(model, op, y, s, x_init=x_start, steps=args.pigdm_steps, clip_x0=clip,
-                       **common)
-    if method == "DMPS-flow":
-        return m.dmps_flow(model, op, y, s, x_init=x_start, steps=args.flow_steps, **common)
-    if method == "DPS-flow":
-        return m.dps_flow(model, op, y, x_init=x_start, steps=args.flow_steps, zeta=task.zeta,
-                          **common)
-    if method == "OT-ODE":  # its own start: the noised pseudo-inverse at t0 = 0.8
-        return m.ot_ode(model, op, y, s, steps=args.flow_steps, **common)
-    if method in DECOUPLED_METHODS:
-        return _decoupled(method, model, task, y, x_start, common, args)
-    raise ValueError(f"method must be one of {DDPM_METHODS + FLOW_METHODS + DECOUPLED_METHODS}; "
-                     f"received {method!r}")
+def _recipe(fn, *, own_start=False, **fixed):
+    """A row's runner ``(model, task, y, x_start, rng, args) -> (x_hat, info)`` for recipe
+    ``fn`` at its defaults; ``fixed`` maps keyword -> ``(task, args) -> value``.
+
+    ``x_start`` is the N(0, I) draw every method shares; a method with its own start
+    (``own_start``: ΠGDM's noised A⁺y, OT-ODE's noised Tikhonov estimate) draws its noise
+    from the shared random stream instead.
+    """
+    takes_sigma = "sigma_y" in inspect.signature(fn).parameters
+
+    def run(model, task, y, x_start, rng, args):
+        kw = {k: get(task, args) for k, get in fixed.items()}
+        if not own_start:
+            kw["x_init"] = x_start
+        pos = (task.op, y, task.sigma_y) if takes_sigma else (task.op, y)
+        return fn(model, *pos, rng=rng, return_info=True, **kw)
+
+    return run
 
 
-def decoupled_settings(method, task):
-    """The keyword arguments of a decoupled method for ``task`` (see DECOUPLED_SETTINGS)."""
-    return DECOUPLED_SETTINGS[method][task.name.split()[0]]
+def _steps(task, args):
+    return args.steps
 
 
-def _decoupled(method, model, task, y, x_start, common, args):
-    m, kw = ivd.methods, {**decoupled_settings(method, task), **common}
-    if method == "DiffPIR":
-        return m.diffpir(model, task.op, y, task.sigma_y, x_init=x_start,
-                         steps=args.diffpir_steps, **kw)
-    if method == "DAPS":  # the shared N(0, I) draw, scaled to its first level sigma_max = 100
-        return m.daps(model, task.op, y, task.sigma_y, x_init=100.0 * x_start,
-                      annealing_steps=args.daps_levels, **kw)
-    return m.red_diff(model, task.op, y, steps=args.red_diff_steps, **kw)  # starts at A^+ y
+def _pigdm_steps(task, args):
+    return args.pigdm_steps
+
+
+def _flow_steps(task, args):
+    return args.flow_steps
+
+
+#: the SVD methods' steps (full, quick): the papers' 20 (DDRM), 100 (DDNM+) and 100 DDIM
+#: steps (MCGdiff, with --mcgdiff-particles particles per image)
+SVD_STEPS = {"DDRM": (20, 5), "DDNM": (100, 10), "MCGdiff": (100, 10)}
+
+
+def _svd_steps(name):
+    return lambda task, args: SVD_STEPS[name][1 if args.quick else 0]
+
+
+#: the decoupled methods' steps (full, quick): DiffPIR's 100 NFE, DAPS's 200 annealing
+#: levels (x 5 ODE steps = 1000 NFE) and RED-diff's 1000 Adam steps
+DECOUPLED_STEPS = {"DiffPIR": (100, 20), "DAPS": (200, 10), "RED-diff": (1000, 20)}
+
+#: Per task (first word of its name) the settings of the decoupled methods: the authors'
+#: values for the tasks their papers report, else (*) chosen by PSNR on validation images
+#: only (MNIST 9000-9007 and the two natural validation crops; the numbers are in each
+#: recipe's docstring and in benchmarks/README.md).
+DECOUPLED_SETTINGS = {
+    # lam in consistent units = the code's lambda / 4 (see invdiff.methods.diffpir)
+    "DiffPIR": {
+        "SR": {"lam": 0.5, "zeta": 0.25},  # configs/sisr.yaml zeta; lam (*) from its sweep 2..12
+        "deblur": {"lam": 1.75, "zeta": 0.3},  # main_ddpir_deblur.py: lambda 7, zeta 0.3
+        "inpainting": {"lam": 0.25, "zeta": 1.0},  # configs/inpaint.yaml: lambda 1, zeta 1
+        "colorization": {"lam": 0.5, "zeta": 1.0},  # (*)
+        "denoising": {"lam": 0.5, "zeta": 1.0},  # (*)
+    },
+    # the authors' likelihood weight tau = 0.01/sqrt(2) (the recipe's default)
+    "DAPS": {"SR": {"tau": TAU_REFERENCE}, "deblur": {"tau": TAU_REFERENCE},
+             "inpainting": {"tau": TAU_REFERENCE},
+             "colorization": {"tau": TAU_REFERENCE},  # (*) the default won
+             "denoising": {"tau": 0.05}},  # (*)
+    # _configs/algo/reddiff.yaml: lam 0.25 (lr 0.1)
+    "RED-diff": {"SR": {"lam": 0.25}, "deblur": {"lam": 0.25}, "inpainting": {"lam": 0.25},
+                 "colorization": {"lam": 4.0},  # (*)
+                 "denoising": {"lam": 16.0}},  # (*)
+}
+
+
+def _decoupled(name, **fixed):
+    """Keyword -> ``(task, args) -> value`` for a decoupled method: its steps and its
+    per-task settings."""
+    steps_key = "annealing_steps" if name == "DAPS" else "steps"
+    out = {steps_key: lambda task, args: DECOUPLED_STEPS[name][1 if args.quick else 0]}
+    for key in DECOUPLED_SETTINGS[name]["SR"]:
+        out[key] = lambda task, args, key=key: DECOUPLED_SETTINGS[name][task.name.split()[0]][key]
+    return {**out, **fixed}
+
+
+def _daps_from_the_shared_start(model, op, y, sigma_y, *, x_init, **kw):
+    """DAPS from the shared N(0, I) draw scaled to its first level, sigma_max = 100."""
+    return ivd.methods.daps(model, op, y, sigma_y, x_init=100.0 * x_init, **kw)
+
+
+# name -> (family, runner). One line per method: a new method is one more entry.
+DIFFUSION = {
+    "DMPS": ("DDPM", _recipe(ivd.methods.dmps, steps=_steps)),
+    "DPS": ("DDPM", _recipe(ivd.methods.dps, steps=_steps, zeta=lambda task, a: task.zeta)),
+    "PiGDM": ("DDPM", _recipe(ivd.methods.pigdm, own_start=True, steps=_pigdm_steps,
+                              clip_x0=lambda task, a: (-1.0, 1.0) if a.pigdm_clip else None)),
+    "DMPS-flow": ("flow", _recipe(ivd.methods.dmps_flow, steps=_flow_steps)),
+    "DPS-flow": ("flow", _recipe(ivd.methods.dps_flow, steps=_flow_steps)),
+    "OT-ODE": ("flow", _recipe(ivd.methods.ot_ode, own_start=True, steps=_flow_steps)),
+    "DDRM": ("SVD", _recipe(ivd.methods.ddrm, steps=_svd_steps("DDRM"))),
+    "DDNM": ("SVD", _recipe(ivd.methods.ddnm, steps=_svd_steps("DDNM"))),
+    "MCGdiff": ("SVD", _recipe(ivd.methods.mcgdiff, own_start=True, steps=_svd_steps("MCGdiff"),
+                               n_particles=lambda task, a: a.mcgdiff_particles)),
+    "DiffPIR": ("decoupled", _recipe(ivd.methods.diffpir, **_decoupled("DiffPIR"))),
+    "DAPS": ("decoupled", _recipe(_daps_from_the_shared_start, **_decoupled("DAPS"))),
+    "RED-diff": ("decoupled", _recipe(ivd.methods.red_diff, own_start=True,  # starts at A^+ y
+                                      **_decoupled("RED-diff"))),
+}
+DDPM_METHODS = tuple(k for k, (family, _) in DIFFUSION.items() if family == "DDPM")
+FLOW_METHODS = tuple(k for k, (family, _) in DIFFUSION.items() if family == "flow")
+BASELINES = ("Lasso-DCT", "TV")
+METHODS = tuple(DIFFUSION) + BASELINES
+#: every method but MCGdiff (one network evaluation per particle: select it explicitly)
+DEFAULT_METHODS = tuple(m for m in METHODS if m != "MCGdiff")
 
 
 def run_diffusion(method, model, task, y, x_start, args):
-    """All test images of ``method`` in batches of ``args.batch``: ``(x_hat, nfe, seconds)``."""
+    """All test images of ``method`` in batches of ``args.batch``: ``(x_hat, info, seconds)``
+    (``info`` of the first batch: NFE and the recipe's settings)."""
     import torch
 
-    outs, nfe, seconds = [], None, 0.0
+    run = DIFFUSION[method][1]
+    outs, first, seconds = [], None, 0.0
     for k, b0 in enumerate(range(0, y.shape[0], args.batch)):
         sl = slice(b0, b0 + args.batch)
         rng = ivd.random.Generator(args.seed * 1_000_003 + 7919 * k)  # same stream per method
-        x, info = _diffusion(method, model, task, y[sl], x_start[sl], rng, args)
+        x, info = run(model, task, y[sl], x_start[sl], rng, args)
         outs.append(x)
-        nfe = info["nfe"] if nfe is None else nfe
+        first = info if first is None else first
         seconds += info["seconds"]
-    return torch.cat(outs), nfe, seconds
+    return torch.cat(outs), first, seconds
 
 
 def run_baseline(method, task, x_val, y_val, y_test, args):
@@ -204,36 +257,54 @@ def run_dataset(dataset, model, x_val, x_test, args, lpips_on):
         x_start = ivd.random.Generator(args.seed + 3).normal(tuple(x_test.shape), like=x_test)
         examples[task.name] = {"truth": x_test[0]}
         for method in args.methods:
-            lam = None
+            lam, info = None, {}
             if method in BASELINES:
                 x_hat, lam, seconds = run_baseline(method, task, x_val, y_val, y_test, args)
-                nfe = None
             else:
-                x_hat, nfe, seconds = run_diffusion(method, model, task, y_test, x_start, args)
-            rows.append(_row(dataset, task, method, x_hat, x_test, nfe, seconds, lam, lpips_on))
+                x_hat, info, seconds = run_diffusion(method, model, task, y_test, x_start, args)
+            rows.append(_row(dataset, task, method, x_hat, x_test, y_test, info, seconds, lam,
+                             lpips_on))
             examples[task.name][method] = x_hat[0]
             r = rows[-1]
             print(f"  {dataset:7s} {task.name:28s} {method:10s} PSNR {r['psnr_mean']:6.2f} "
-                  f"SSIM {r['ssim_mean']:.3f}  {r['seconds_per_image']:.2f} s/img", flush=True)
+                  f"SSIM {r['ssim_mean']:.3f} fit {r['consistency_mean']:5.2f} "
+                  f"{r['seconds_per_image']:.2f} s/img", flush=True)
     return rows, examples
 
 
-def _row(dataset, task, method, x_hat, x_true, nfe, seconds, lam, lpips_on):
+def consistency(op, y, x_hat, sigma_y, low=-1.0, high=1.0):
+    r"""Per-image data fit :math:`\|y - A\hat x\| / (\sigma_y\sqrt M)` of the clipped
+    reconstruction (NaN where it diverged).
+
+    About 1 when :math:`\hat x` explains :math:`y` to the noise level (the truth itself scores
+    :math:`\|n\|/(\sigma_y\sqrt M) \approx 1`), well above 1 when it underfits, below 1
+    when it fits the noise.
+    """
+    import torch
+
+    x = torch.clamp(torch.nan_to_num(x_hat, nan=low), low, high)
+    r = (y - op.apply(x)).reshape(len(y), -1)
+    ratio = (torch.linalg.vector_norm(r, dim=1) / (sigma_y * math.sqrt(r.shape[1])))
+    finite = torch.isfinite(x_hat.reshape(len(x_hat), -1)).all(dim=1)
+    return torch.where(finite, ratio, torch.nan).double().cpu().numpy()
+
+
+def _row(dataset, task, method, x_hat, x_true, y, info, seconds, lam, lpips_on):
     s = _images.image_scores(x_hat, x_true, -1.0, 1.0)
+    fit = consistency(task.op, y, x_hat, task.sigma_y)
     n = int(x_true.shape[0])
     psnr_m, psnr_s = _images.mean_std(s["psnr"])
     ssim_m, ssim_s = _images.mean_std(s["ssim"])
-    row = {"dataset": dataset, "task": task.name, "method": method,
-           "family": ("DDPM" if method in DDPM_METHODS else
-                      "flow" if method in FLOW_METHODS else
-                      "decoupled" if method in DECOUPLED_METHODS else "sparsity"),
-           "settings": (decoupled_settings(method, task) if method in DECOUPLED_METHODS
-                        else None),
-           "sigma_y": task.sigma_y, "zeta": task.zeta if "DPS" in method else None,
+    fit_m, fit_s = _images.mean_std(fit)
+    family = DIFFUSION[method][0] if method in DIFFUSION else "sparsity"
+    settings = {k: v for k, v in info.items() if k not in ("nfe", "seconds", "method")}
+    row = {"dataset": dataset, "task": task.name, "method": method, "family": family,
+           "sigma_y": task.sigma_y, "zeta": settings.get("zeta"), "settings": settings,
            "lambda": lam, "psnr_mean": psnr_m, "psnr_std": psnr_s, "ssim_mean": ssim_m,
-           "ssim_std": ssim_s, "n": n, "n_finite": int(s["finite"].sum()), "nfe": nfe,
+           "ssim_std": ssim_s, "consistency_mean": fit_m, "consistency_std": fit_s,
+           "n": n, "n_finite": int(s["finite"].sum()), "nfe": info.get("nfe"),
            "seconds_per_image": seconds / n, "psnr": s["psnr"].tolist(),
-           "ssim": s["ssim"].tolist()}
+           "ssim": s["ssim"].tolist(), "consistency": fit.tolist()}
     if lpips_on:
         v = _images.lpips_scores(x_hat, x_true, -1.0, 1.0)
         row["lpips_mean"], row["lpips_std"] = _images.mean_std(v)
@@ -244,16 +315,15 @@ def _row(dataset, task, method, x_hat, x_true, nfe, seconds, lam, lpips_on):
 def table(rows, lpips_on):
     header = ["dataset", "task", "method", "PSNR (dB)", "SSIM"]
     header += ["LPIPS"] if lpips_on else []
-    header += ["NFE", "s / image", "finite"]
+    header += ["‖y−Ax̂‖/(σ√M)", "NFE", "s / image", "finite"]
     out = []
     for r in rows:
         name = r["method"] + (f" (λ={r['lambda']:.0e})" if r["lambda"] is not None else "")
-        if r.get("settings"):
-            name += " (" + ", ".join(f"{k}={v:.3g}" for k, v in r["settings"].items()) + ")"
         line = [r["dataset"], r["task"], name, _images.fmt(r["psnr_mean"], r["psnr_std"], 2),
                 _images.fmt(r["ssim_mean"], r["ssim_std"], 3)]
         if lpips_on:
             line.append(_images.fmt(r["lpips_mean"], r["lpips_std"], 3))
+        line.append(_images.fmt(r["consistency_mean"], r["consistency_std"], 2))
         line += [r["nfe"] if r["nfe"] is not None else "-", f"{r['seconds_per_image']:.3f}",
                  f"{r['n_finite']}/{r['n']}"]
         out.append(line)
@@ -332,25 +402,28 @@ def parse(argv=None):
     p.add_argument("--pigdm-steps", type=int, default=None, help="ΠGDM DDIM steps (full: 100)")
     p.add_argument("--flow-steps", type=int, default=None, help="flow Euler steps (full: 50)")
     p.add_argument("--batch", type=int, default=None, help="images per sampler call (full: 25)")
-    p.add_argument("--methods", default=",".join(METHODS),
-                   help="comma-separated subset of " + ", ".join(METHODS) + " (default all)")
+    p.add_argument("--methods", default=None,
+                   help="comma-separated subset of " + ", ".join(METHODS)
+                   + " (default: all but MCGdiff; --quick: all)")
+    p.add_argument("--mcgdiff-particles", type=int, default=None,
+                   help="MCGdiff particles per image (full: 16; quick: 4)")
     p.add_argument("--pigdm-clip", action="store_true",
-                   help="clip ΠGDM's x̂0 to [-1, 1] (its paper does not; DMPS does)")
+                   help="clip ΠGDM's x̂0 to [-1, 1] (its paper and code do not; DMPS does)")
     p.add_argument("--blur-sigma", type=float, default=1.5)
     p.add_argument("--blur-size", type=int, default=5)
     add_run_arguments(p, "restoration")
     args = p.parse_args(argv)
+    if args.methods is None:
+        args.methods = ",".join(METHODS if args.quick else DEFAULT_METHODS)
     args.methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     unknown = set(args.methods) - set(METHODS)
     if unknown:
         p.error(f"--methods: unknown {sorted(unknown)}; expected a subset of {METHODS}")
     full = {"n_test": 100, "n_val": 100, "steps": 1000, "pigdm_steps": 100, "flow_steps": 50,
-            "diffpir_steps": 100, "daps_levels": 200, "red_diff_steps": 1000,
-            "batch": 25, "lasso_iters": 500, "tv_iters": 300,
+            "batch": 25, "mcgdiff_particles": 16, "lasso_iters": 500, "tv_iters": 300,
             "lambdas": [float(v) for v in np.logspace(-4, 1, 11)]}
     quick = {"n_test": 8, "n_val": 8, "steps": 20, "pigdm_steps": 20, "flow_steps": 10,
-             "diffpir_steps": 20, "daps_levels": 10, "red_diff_steps": 20,
-             "batch": 8, "lasso_iters": 100, "tv_iters": 100,
+             "batch": 8, "mcgdiff_particles": 4, "lasso_iters": 100, "tv_iters": 100,
              "lambdas": [1e-3, 1e-2, 1e-1, 1.0]}
     for key, value in (quick if args.quick else full).items():
         if getattr(args, key, None) is None:
@@ -373,7 +446,7 @@ def main(argv=None):
             continue
         if dataset == "mnist":
             if not _images.mnist_available(data_dir):
-                skipped.append(f"mnist: no MNIST data in {data_dir}")
+                skipped.append(f"mnist: {_images.mnist_missing(args.data_dir)}")
                 continue
             x_val, x_test = _images.mnist_split(data_dir, args.n_val, args.n_test,
                                                 dtype=torch.float32, device=args.device)
@@ -406,9 +479,11 @@ def main(argv=None):
                 "blur_size": args.blur_size, "inpainting_observed": INPAINT_OBSERVED,
                 "priors": sources, "skipped": skipped, "torch_threads": torch.get_num_threads(),
                 "device": args.device, "lpips": lpips_note, "methods": list(args.methods),
-                "pigdm_clip_x0": args.pigdm_clip}
+                "pigdm_clip_x0": args.pigdm_clip,
+                "svd_steps": {k: v[1 if args.quick else 0] for k, v in SVD_STEPS.items()},
+                "mcgdiff_particles": args.mcgdiff_particles}
     notes = _notes(args, sources, skipped, lpips_note, partial, rows)
-    directory = pathlib.Path(args.results_dir) if args.results_dir else RESULTS
+    directory = results_dir(args.results_dir, args.quick)
     directory.mkdir(parents=True, exist_ok=True)
     for path in plot(rows, examples, stem, directory):
         print(f"wrote {path}")
@@ -425,8 +500,11 @@ def main(argv=None):
 
 def _notes(args, sources, skipped, lpips_note, partial, rows):
     text = ("Mean ± std (ddof 1) over the test images of PSNR and SSIM on [0, 1] after "
-            "clipping to the data range. Diffusion methods run at their papers' defaults "
-            f"(DMPS λ = 1.75, DPS ζ = 0.3 / 0.5 inpainting, ΠGDM DDIM η = 1; {args.steps} "
+            "clipping to the data range, and of the data consistency ‖y − A x̂‖/(σ_y √M) of "
+            "the clipped reconstruction (≈ 1: explains y to the noise level). Diffusion "
+            "methods run at their recipes' defaults (DMPS λ = 1.75, DPS ζ = 0.3 / 0.5 "
+            "inpainting, ΠGDM with its code's weighting and start, DPS-flow ζ = 3 chosen on "
+            f"validation images, OT-ODE t0 = 0.8 from a noised Tikhonov estimate; {args.steps} "
             f"DDPM steps, {args.pigdm_steps} ΠGDM steps, {args.flow_steps} flow steps); "
             "Lasso-DCT and TV take the λ (shown) that maximised PSNR on the validation "
             "images. Every method sees the same prior network, the same measurement (one "
@@ -436,15 +514,14 @@ def _notes(args, sources, skipped, lpips_note, partial, rows):
             f"{args.threads} torch thread(s), shared CPU: compare within a run). "
             f"Priors: {sources}. {lpips_note}.")
     if args.pigdm_clip:
-        text += " ΠGDM clips x̂0 to [-1, 1] in this run (--pigdm-clip; its paper does not)."
-    if set(args.methods) & set(DECOUPLED_METHODS):
-        text += (f" Decoupled methods (settings per task in the method column): DiffPIR "
-                 f"{args.diffpir_steps} steps from the shared start; DAPS {args.daps_levels} "
-                 "levels x 5 ODE steps, 100 Langevin steps, from 100 x the shared start, "
-                 "with the authors' sharpened likelihood tau = 0.01/sqrt(2); RED-diff "
-                 f"{args.red_diff_steps} Adam steps from A^+ y. Where a paper reports the "
-                 "task its authors' values are used, else the values picked on the validation "
-                 "images (benchmarks/README.md).")
+        text += " ΠGDM clips x̂0 to [-1, 1] in this run (--pigdm-clip; its paper and code do not)."
+    if any(m in SVD_STEPS for m in args.methods):
+        steps = {k: v[1 if args.quick else 0] for k, v in SVD_STEPS.items()}
+        text += (f" SVD methods at their papers' defaults: DDRM {steps['DDRM']} steps (eta = "
+                 f"0.85, eta_b = 1), DDNM+ {steps['DDNM']} steps (eta = 0.85), MCGdiff "
+                 f"{steps['MCGdiff']} DDIM steps with {args.mcgdiff_particles} particles per "
+                 "image (its paper: 64), one sample drawn from the final weights; its NFE "
+                 "counts every particle.")
     if skipped:
         text += " Skipped: " + "; ".join(skipped) + "."
     diverged = list(dict.fromkeys(r["method"] for r in rows if r["n_finite"] < r["n"]))
@@ -455,7 +532,7 @@ def _notes(args, sources, skipped, lpips_note, partial, rows):
         text += (" QUICK MODE: few images and steps, a smoke test that the outputs are well "
                  "formed; these numbers say nothing about which method wins (e.g. DPS's ζ is "
                  "a per-step size meant for 1000 steps: with 20 its guidance is ~50x weaker "
-                 "in total).")
+                 "in total, and DPS-flow's ζ was chosen for 50 steps).")
     if partial:
         text += (f" Priors stopped short of their planned training steps ({', '.join(partial)}; "
                  "counts above): the numbers are for these weights, not a fully trained "

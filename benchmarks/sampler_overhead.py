@@ -7,7 +7,7 @@ noise draws, the update itself. With a real network the evaluation dominates and
 ratio tends to the number of evaluations per step (1, or 2 for Heun).
 
 Run ``python -m benchmarks.sampler_overhead [--quick]`` from the repository root. Writes
-``benchmarks/results/sampler_overhead[-quick].md`` and ``.json``.
+``benchmarks/results/[quick/]sampler_overhead[-quick].md`` and ``.json``.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """Compact tables of the full runs, for ``benchmarks/README.md``.
 
 Reads ``benchmarks/results/restoration.json`` and ``quantized_cs.json`` (or the ``-quick``
-files with ``--quick``), and the supplementary runs ``restoration-pigdm-clip``,
-``quantized_cs-part2-stable`` and ``quantized_cs-baselines-wide-grid`` when present. Prints
+files with ``--quick``), and the supplementary runs ``quantized_cs-part2-stable`` and
+``quantized_cs-baselines-wide-grid`` when present. Prints
 Markdown: one row per task and one column per method (PSNR and SSIM, the best PSNR of each
-row in bold), the cost per image of each method, the paired PSNR differences of DMPS against
+row in bold), the data consistency ‖y − A x̂‖/(σ_y √M) of each method (when the run recorded
+it), the cost per image of each method, the paired PSNR differences of DMPS against
 each competitor (every method saw the same images and measurements, so the per-image
 differences are what to test), and the quantized-CS tables.
 
@@ -19,13 +20,13 @@ import math
 
 import numpy as np
 
-from ._common import RESULTS, markdown_table
+from ._common import markdown_table, results_dir
 
 PAIRS = (("DMPS", "DPS"), ("DMPS", "PiGDM"), ("DMPS-flow", "DPS-flow"), ("DMPS-flow", "OT-ODE"))
 
 
 def _load(stem):
-    path = RESULTS / f"{stem}.json"
+    path = results_dir(quick=stem.endswith("-quick")) / f"{stem}.json"
     return json.loads(path.read_text()) if path.exists() else None
 
 
@@ -36,6 +37,11 @@ def _cell(r, best=False):
     psnr = f"**{psnr}**" if best else psnr
     cell = f"{psnr} / {r['ssim_mean']:.3f}"
     return cell + (f" ({r['n_finite']}/{r['n']})" if r["n_finite"] < r["n"] else "")
+
+
+def _fit(r):
+    v = r.get("consistency_mean", math.nan)
+    return f"{v:.2f}" if math.isfinite(v) else "-"
 
 
 def _short(method):
@@ -67,6 +73,14 @@ def restoration_tables(payload) -> str:
             mr = [r for r in sub if r["method"] == m]
             cost.append([m, mr[0]["nfe"] if mr[0]["nfe"] is not None else "-",
                          f"{np.mean([r['seconds_per_image'] for r in mr]):.3f}"])
+        fits = [r for r in sub if "consistency_mean" in r]
+        if fits:
+            out.append(f"\nData consistency on {ds}: ‖y − A x̂‖ / (σ_y √M) of the clipped "
+                       "reconstruction, mean over images (≈ 1: explains y to the noise level; "
+                       "≫ 1: underfits; < 1: fits the noise):\n")
+            out.append(markdown_table(["task"] + methods, [
+                [task] + [_fit(next(r for r in fits if r["task"] == task and r["method"] == m))
+                          for m in methods] for task in tasks]))
         out.append(f"\nCost on {ds} (NFE; sampler seconds per image, mean over tasks):\n")
         out.append(markdown_table(["method", "NFE", "s / image"], cost))
         pairs = [(a, b) for a, b in PAIRS if a in methods and b in methods]
@@ -117,11 +131,11 @@ def quantized_tables(payload) -> str:
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="summarise the -quick results")
+    p.add_argument("--quick", action="store_true",
+                   help="summarise the -quick results (in benchmarks/results/quick)")
     args = p.parse_args(argv)
     suffix = "-quick" if args.quick else ""
     stems = (("restoration", restoration_tables),
-             ("restoration-pigdm-clip", restoration_tables),
              ("quantized_cs", quantized_tables),
              ("quantized_cs-part2-stable", quantized_tables),
              ("quantized_cs-baselines-wide-grid", quantized_tables))

@@ -4,7 +4,9 @@ Build: ``make -C docs html`` (warnings are errors). Environment switches:
 
 ``INVDIFF_DOCS_FAST=1``
     Execute only the gallery examples matching ``INVDIFF_DOCS_GALLERY_PATTERN`` (default
-    ``plot_gmm_posterior``); the others are rendered as code without output.
+    :data:`FAST_EXAMPLES`: every example but the two that take most of a minute); the others
+    are rendered as code without output, with the thumbnail their file names
+    (``sphinx_gallery_thumbnail_path``: a figure of a full run kept in ``_static/thumbs``).
 ``INVDIFF_DOCS_GALLERY=0``
     Execute no gallery example at all (pages without figures).
 ``INVDIFF_DOCS_OFFLINE=1``
@@ -62,6 +64,8 @@ pygments_style = "sphinx"
 # -- generated pages (before Sphinx looks for sources) -------------------------------------
 _api = api_pages.write(DOCS)
 _bench = bench_tables.write(DOCS, ROOT / "benchmarks" / "results")
+bench_tables.write_readme(DOCS, ROOT / "benchmarks" / "README.md")
+_cards = bench_tables.write_model_cards(DOCS, ROOT / "invdiff_models" / "bundled")
 
 
 def _write_if_changed(path: Path, text: str) -> None:
@@ -97,11 +101,42 @@ numpydoc_use_plots = False
 numpydoc_xref_param_type = False
 
 # -- math ----------------------------------------------------------------------------------
-# MathJax is loaded from its CDN by the browser (the build itself needs no network); point
-# INVDIFF_DOCS_MATHJAX at a local copy (e.g. Debian's libjs-mathjax) for offline reading.
-if os.environ.get("INVDIFF_DOCS_MATHJAX"):
-    mathjax_path = os.environ["INVDIFF_DOCS_MATHJAX"]
+# MathJax 3 is served from the site itself (the files of the ``sphinx-mathjax-offline`` wheel,
+# a docs dependency), never from a CDN: the pages typeset their math offline.
+mathjax_path = "mathjax/tex-chtml.js"  # relative to _static
 mathjax3_config = {"tex": {"macros": {"E": r"\mathbb{E}", "R": r"\mathbb{R}"}}}
+#: The parts of MathJax the pages load: the TeX -> CommonHTML bundle, the TeX extensions it
+#: autoloads, its fonts, and the menu / accessibility modules it loads on demand.
+_MATHJAX_PARTS = ("tex-chtml.js", "input", "output", "a11y", "ui", "sre", "adaptors")
+
+
+def _mathjax_dir() -> Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec("sphinx-mathjax-offline")
+    folder = Path(next(iter(spec.submodule_search_locations))) / "static" / "mathjax" \
+        if spec and spec.submodule_search_locations else None
+    if folder is None or not (folder / "tex-chtml.js").is_file():
+        from sphinx.errors import ConfigError
+
+        raise ConfigError("MathJax is served locally: pip install sphinx-mathjax-offline "
+                          "(part of invdiff[docs])")
+    return folder
+
+
+def _copy_mathjax(app, exc) -> None:
+    import shutil
+
+    if exc is not None or app.builder.format != "html":
+        return
+    src, dst = _mathjax_dir(), Path(app.outdir) / "_static" / "mathjax"
+    for part in _MATHJAX_PARTS:
+        if (src / part).is_dir():
+            shutil.copytree(src / part, dst / part, dirs_exist_ok=True)
+        else:
+            dst.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src / part, dst / part)
+
 
 # -- intersphinx (works offline) -----------------------------------------------------------
 _INVENTORIES = {
@@ -162,8 +197,17 @@ def _missing_requirements(path: Path) -> list[str]:
     import ast
 
     tree = ast.parse(path.read_text())
+    optional = set()  # imports guarded by ``try: ... except ImportError``
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Try) and any(
+                isinstance(h.type, ast.Name) and h.type.id in ("ImportError",
+                                                               "ModuleNotFoundError")
+                for h in node.handlers):
+            optional.update(id(n) for b in node.body for n in ast.walk(b))
     aliases, needed = {}, set()
     for node in ast.walk(tree):
+        if id(node) in optional:
+            continue
         if isinstance(node, ast.Import):
             for a in node.names:
                 needed.add(a.name)
@@ -207,7 +251,7 @@ def _importable(name: str) -> bool:
 def _gallery_patterns() -> tuple[str, str]:
     """(filename_pattern, ignore_pattern) from the environment and what is installed."""
     skipped = {}
-    for path in sorted(_EXAMPLES.glob("plot_*.py")):
+    for path in sorted(_EXAMPLES.rglob("plot_*.py")):
         missing = _missing_requirements(path)
         if missing:
             skipped[path.name] = missing
@@ -218,8 +262,16 @@ def _gallery_patterns() -> tuple[str, str]:
         ignore += "|" + "|".join(re.escape(n) for n in skipped)
     run = r"/plot_"
     if os.environ.get("INVDIFF_DOCS_FAST", "") not in ("", "0"):
-        run = os.environ.get("INVDIFF_DOCS_GALLERY_PATTERN", "plot_gmm_posterior")
+        run = os.environ.get("INVDIFF_DOCS_GALLERY_PATTERN", "|".join(FAST_EXAMPLES))
     return run, ignore
+
+
+#: Examples the fast build (CI's ``make -C docs html-fast``) executes: each takes seconds on
+#: two CPU cores. The others (plot_natural_image_restoration, plot_mnist_quantized_cs) run in
+#: the full build only.
+FAST_EXAMPLES = ("plot_gmm_posterior", "plot_restore_own_image", "plot_one_bit_own_matrix",
+                 "plot_own_operator", "plot_own_checkpoint", "plot_diffusers_folder",
+                 "plot_gpu", "plot_uncertainty")
 
 
 _run, _ignore = _gallery_patterns()
@@ -230,6 +282,8 @@ sphinx_gallery_conf = {
     "ignore_pattern": _ignore,
     "plot_gallery": "False" if os.environ.get("INVDIFF_DOCS_GALLERY", "1") == "0" else "True",
     "within_subsection_order": "FileNameSortKey",
+    "subsection_order": [os.path.relpath(_EXAMPLES / d, DOCS) for d in
+                         ("own_data", "own_models", "backends", "uncertainty")] + ["*"],
     "download_all_examples": False,
     "image_scrapers": ("matplotlib",),
     "reset_modules": ("matplotlib",),
@@ -237,6 +291,8 @@ sphinx_gallery_conf = {
     "abort_on_example_error": False,
     "only_warn_on_example_error": False,
     "show_memory": False,
+    # the computation-time pages load jQuery and DataTables from CDNs: not on an offline site
+    "write_computation_times": False,
     "min_reported_time": 1,
     "capture_repr": ("_repr_html_",),
     "matplotlib_animations": False,
@@ -252,13 +308,16 @@ html_css_files = ["invdiff.css"]
 html_theme_options = {
     "navigation_with_keys": False,
     "show_toc_level": 2,
-    "header_links_before_dropdown": 7,
+    "header_links_before_dropdown": 8,
     "secondary_sidebar_items": ["page-toc"],
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version"],
     "logo": {"alt_text": "invdiff - home"},
 }
-html_sidebars = {"index": [], "getting_started": [], "**": ["sidebar-nav-bs"]}
+# Pages without a section of their own get no (empty) left sidebar.
+html_sidebars = {page: [] for page in ("index", "getting_started", "backend_support",
+                                       "search", "genindex")}
+html_sidebars["**"] = ["sidebar-nav-bs"]
 html_show_sourcelink = False
 html_last_updated_fmt = None
 
@@ -267,29 +326,41 @@ html_theme_options["analytics"] = {}
 
 
 # -- the figure on the front page ----------------------------------------------------------
-# (restored images when the natural-image example ran, else the Gaussian-mixture posterior)
+# A restored image: the first executed example of _FRONT, else the figure of `invdiff demo`
+# that the README shows (a full run's output, kept in _static).
 _FRONT = (
+    ("own_data/plot_restore_own_image", "Super-resolution ×4 of a held-out photograph with "
+     "DMPS and the bundled natural-image prior: the low-resolution PNG, one posterior sample, "
+     "the posterior mean and the pixel-wise posterior standard deviation."),
     ("plot_natural_image_restoration", "DMPS on a held-out photograph: posterior mean and "
      "pixel-wise posterior standard deviation for SR×4, deblurring and colorization."),
-    ("plot_gmm_posterior", "Posterior samples of every method on an exact Gaussian-mixture "
-     "prior, against the exact posterior density."),
 )
+_DEMO_FIGURE = ("_static/invdiff_demo.png", "Output of ``invdiff demo``: held-out photographs "
+                "restored by DMPS (4 posterior samples) against total variation, and 1-bit "
+                "compressed sensing with QCS-SGM against BIHT; the last column is the "
+                "posterior standard deviation.")
 
 
 def _front_figure(app) -> None:
-    text = ".. (no gallery figure in this build)\n"
+    path, caption = _DEMO_FIGURE
+    text = (f".. figure:: /{path}\n   :alt: restored images\n   :width: 100%\n\n"
+            f"   {caption} (:doc:`getting_started`)\n")
     for name, caption in _FRONT:
-        image = DOCS / "auto_examples" / "images" / f"sphx_glr_{name}_001.png"
-        page = DOCS / "auto_examples" / f"{name}.rst"
+        stem = name.rsplit("/", 1)[-1]
+        folder = f"auto_examples/{name.rsplit('/', 1)[0]}" if "/" in name else "auto_examples"
+        image = DOCS / folder / "images" / f"sphx_glr_{stem}_001.png"
+        page = DOCS / folder / f"{stem}.rst"
         if image.is_file() and page.is_file() and "skipped, missing" not in page.read_text():
-            text = (f".. figure:: /auto_examples/images/sphx_glr_{name}_001.png\n"
+            text = (f".. figure:: /{folder}/images/sphx_glr_{stem}_001.png\n"
                     f"   :alt: {caption}\n   :width: 100%\n"
-                    f"   :target: auto_examples/{name}.html\n\n"
-                    f"   {caption} (:doc:`the example </auto_examples/{name}>`)\n")
+                    f"   :target: {folder}/{stem}.html\n\n"
+                    f"   {caption} (:doc:`the example </{folder}/{stem}>`)\n")
             break
     _write_if_changed(DOCS / "generated" / "index_figure.rst.inc", text)
 
 
 def setup(app):
+    _mathjax_dir()  # fail at once, not after the build, when MathJax is missing
     # after sphinx-gallery (priority 500) has executed the examples
     app.connect("builder-inited", _front_figure, priority=900)
+    app.connect("build-finished", _copy_mathjax)

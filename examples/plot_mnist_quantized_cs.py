@@ -23,6 +23,10 @@ training). The data folder is ``../shared/data/mnist`` or ``$INVDIFF_MNIST_DIR``
 or without the bundled weights, the example only says what is missing.
 """
 
+# Thumbnail where this example is not run (the fast docs build):
+# the figure of the quantized_cs benchmark (same prior, same methods).
+# sphinx_gallery_thumbnail_path = '../benchmarks/results/quantized_cs-examples.png'
+
 
 import time
 

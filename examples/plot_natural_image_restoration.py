@@ -20,6 +20,10 @@ packages) and runs here with 100 DDPM steps instead of the paper's 1000 so that 
 takes well under a minute on two CPU cores: expect plausible, not state-of-the-art, images.
 """
 
+# Thumbnail where this example is not run (the fast docs build):
+# the figure of `invdiff demo` (same prior, same method).
+# sphinx_gallery_thumbnail_path = '_static/invdiff_demo.png'
+
 
 import time
 

@@ -36,10 +36,15 @@ __all__ = [
     "check_finite",
     "check_positive",
     "check_at_least",
+    "check_range",
     "asarray_like",
     "scalar_like",
     "as_python_float",
     "is_array",
+    "synchronize",
+    "clip",
+    "wide_dtypes",
+    "index_dtype",
 ]
 
 
@@ -85,9 +90,14 @@ def namespace(*arrays: Any, **named: Any):
     'array_api_compat.numpy'
     """
     items = [(f"argument {i}", a) for i, a in enumerate(arrays)] + list(named.items())
-    items = [(name, a) for name, a in items if is_array(a)]
-    if not items:
+    arrays = [(name, a) for name, a in items if is_array(a)]
+    if not arrays:
+        if len(items) == 1:  # name the one argument that should have been an array
+            name, a = items[0]
+            raise TypeError(f"{name} must be an array (numpy, torch, cupy, array_api_strict...); "
+                            f"received {type(a).__name__}")
         raise TypeError("expected at least one array argument, received none")
+    items = arrays
     try:
         xp = array_api_compat.array_namespace(*(a for _, a in items))
     except TypeError:
@@ -159,7 +169,10 @@ def check_finite(name: str, x: Any, xp=None) -> None:
 
 
 def check_positive(name: str, value: Any) -> float:
-    """Return ``value`` as a float, raising ``ValueError`` unless it is finite and > 0."""
+    """Return ``value`` as a float, raising ``ValueError`` unless it is finite and > 0
+    (``TypeError`` for a bool or a non-number)."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be a positive real number, not a bool; received {value!r}")
     try:
         v = float(value)
     except (TypeError, ValueError):
@@ -182,6 +195,9 @@ def check_at_least(name: str, value: Any, low: float = 0.0) -> float:
     ...
     ValueError: cond must be a finite number >= 1; received 0.5
     """
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be a real number >= {low:g}, not a bool; received "
+                        f"{value!r}")
     try:
         v = float(value)
     except (TypeError, ValueError):
@@ -189,6 +205,30 @@ def check_at_least(name: str, value: Any, low: float = 0.0) -> float:
     if not (math.isfinite(v) and v >= low):
         raise ValueError(f"{name} must be a finite number >= {low:g}; received {value!r}")
     return v
+
+
+def check_range(name: str, value: Any) -> tuple[float, float]:
+    """Return a pair ``(low, high)`` of finite numbers with ``low < high`` (a data range) as
+    floats; ``TypeError`` for anything that is not a pair of numbers, else ``ValueError``.
+
+    Examples
+    --------
+    >>> from invdiff._array_api import check_range
+    >>> check_range("data_range", (-1, 1))
+    (-1.0, 1.0)
+    >>> check_range("data_range", (1.0, 1.0))
+    Traceback (most recent call last):
+    ...
+    ValueError: data_range must be finite with low < high; received (1.0, 1.0)
+    """
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a pair (low, high) of numbers; "
+                        f"received {value!r}") from None
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise ValueError(f"{name} must be finite with low < high; received {value!r}")
+    return low, high
 
 
 def asarray_like(value: Any, like: Any, *, name: str = "value", xp=None, dtype=None):
@@ -226,3 +266,110 @@ def as_python_float(t: Any) -> float:
         xp = namespace(t)
         return float(xp.reshape(t, (-1,))[0])
     return float(t)
+
+
+def synchronize(x: Any) -> None:
+    """Wait until the device holding ``x`` has finished all queued work (timing helper).
+
+    Accelerators run array operations asynchronously: a wall-clock time taken right after a
+    call measures only the queueing. This waits for the queue on ``x``'s device — torch CUDA
+    (``torch.cuda.synchronize``), torch MPS, CuPy (the current stream); a no-op for host
+    arrays (NumPy, torch CPU, array-api-strict) and for anything that is not an array.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from invdiff._array_api import synchronize
+    >>> synchronize(np.zeros(3))  # host array: returns at once
+    """
+    if not is_array(x):
+        return
+    xp = array_api_compat.array_namespace(x)
+    if is_torch_namespace(xp):
+        import torch
+
+        kind = x.device.type
+        if kind == "cuda":
+            torch.cuda.synchronize(x.device)
+        elif kind == "mps":
+            torch.mps.synchronize()
+    elif is_cupy_namespace(xp):
+        import cupy
+
+        with x.device:
+            cupy.cuda.get_current_stream().synchronize()
+
+
+def clip(x: Any, low: float | None, high: float | None, xp=None):
+    """``x`` clipped to ``[low, high]`` (Python numbers, ``None`` = no bound), NaN kept.
+
+    ``xp.clip`` of array-api-compat's CuPy wrapper writes through boolean masks, which waits
+    for the device (the mask's count goes to the host); two ``where`` do not. NumPy and torch
+    use their native ``clip``/``clamp``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from invdiff._array_api import clip
+    >>> clip(np.array([-2.0, 0.5, 3.0]), -1.0, 1.0)
+    array([-1. ,  0.5,  1. ])
+    """
+    xp = xp if xp is not None else namespace(x)
+    if is_numpy_namespace(xp) or is_torch_namespace(xp):
+        return xp.clip(x, low, high)
+    if low is not None:
+        x = xp.where(x < low, low, x)
+    if high is not None:
+        x = xp.where(x > high, high, x)
+    return x
+
+
+def wide_dtypes(xp, device) -> tuple[Any, Any]:
+    """``(real, complex)`` dtypes for one-time precise work (SVDs, eigendecompositions).
+
+    ``(float64, complex128)``, or ``(float32, complex64)`` on a device without float64
+    (Apple MPS; array-api-strict's ``"no_float64"`` device), read from
+    ``xp.__array_namespace_info__().dtypes(device=...)``.
+
+    Examples
+    --------
+    >>> import array_api_compat.numpy as xp
+    >>> from invdiff._array_api import wide_dtypes
+    >>> wide_dtypes(xp, "cpu") == (xp.float64, xp.complex128)
+    True
+    """
+    if _has_float64(xp, device):
+        return xp.float64, xp.complex128
+    return xp.float32, xp.complex64
+
+
+def _has_float64(xp, device) -> bool:
+    if is_torch_namespace(xp):  # torch's info lists float64 on MPS, which has none
+        return getattr(device, "type", str(device)) != "mps"
+    try:
+        return "float64" in xp.__array_namespace_info__().dtypes(device=device)
+    except (AttributeError, TypeError, ValueError):  # no inspection API: assume the standard
+        return True
+
+
+def index_dtype(xp, device):
+    """The default indexing dtype of ``device`` (int64, or int32 where int64 is missing).
+
+    Examples
+    --------
+    >>> import array_api_compat.numpy as xp
+    >>> from invdiff._array_api import index_dtype
+    >>> index_dtype(xp, "cpu") == xp.int64
+    True
+    """
+    key = (xp.__name__, str(device))
+    if key not in _INDEX_DTYPES:  # the namespace info is slow to build: once per device
+        try:
+            _INDEX_DTYPES[key] = xp.__array_namespace_info__().default_dtypes(
+                device=device)["indexing"]
+        except (AttributeError, TypeError, ValueError):
+            _INDEX_DTYPES[key] = xp.int64
+    return _INDEX_DTYPES[key]
+
+
+_INDEX_DTYPES: dict = {}

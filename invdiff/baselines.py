@@ -90,9 +90,9 @@ def _matrix_operator(A, shape, y, xp) -> _Operator:
     return _Operator(apply, adjoint, in_shape, (M,), sq_norm)
 
 
-def _as_operator(op_or_A, shape, y, xp) -> _Operator:
+def _as_operator(op_or_A, shape, y, xp, y_name: str = "y") -> _Operator:
     if is_array(op_or_A):
-        namespace(op_or_A=op_or_A, y=y)
+        namespace(op_or_A=op_or_A, **{y_name: y})
         op = _matrix_operator(op_or_A, shape, y, xp)
     elif all(hasattr(op_or_A, a) for a in ("apply", "adjoint", "in_shape", "out_shape")):
         in_shape = tuple(int(s) for s in op_or_A.in_shape)
@@ -113,7 +113,9 @@ def _as_operator(op_or_A, shape, y, xp) -> _Operator:
             "op_or_A must be an (M, N) array or a LinearOperator (apply, adjoint, in_shape, "
             f"out_shape); received {type(op_or_A).__name__}"
         )
-    check_trailing_shape("y", y, op.out_shape)
+    check_trailing_shape(y_name, y, op.out_shape)
+    if not bool(xp.all(xp.isfinite(y))):
+        raise ValueError(f"{y_name} must be finite; received NaN or infinite entries")
     return op
 
 
@@ -483,7 +485,7 @@ def biht(A, y_sign, sparsity_k, *, basis="identity", shape=None, step=1.0, iters
     """
     xp = namespace(y_sign=y_sign)
     check_floating("y_sign", y_sign, xp)
-    op = _as_operator(A, shape, y_sign, xp)
+    op = _as_operator(A, shape, y_sign, xp, "y_sign")
     if not bool(xp.all(xp.abs(y_sign) == 1)):
         raise ValueError("y_sign must contain only -1 and +1 (signs of the measurements)")
     N = math.prod(op.in_shape)

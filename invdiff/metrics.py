@@ -217,8 +217,15 @@ def sliced_wasserstein(x, y, *, n_projections: int = 256, rng=None):
     if x.ndim != 2 or tuple(x.shape) != tuple(y.shape):
         raise ValueError("x and y must both have shape (n, d); received "
                          f"{tuple(x.shape)} and {tuple(y.shape)}")
+    if isinstance(n_projections, bool) or not isinstance(n_projections, int) or \
+            n_projections < 1:
+        raise ValueError(f"n_projections must be a positive integer; received "
+                         f"{n_projections!r}")
+    if isinstance(rng, bool) or not (rng is None or isinstance(rng, (int, Generator))):
+        raise TypeError(f"rng must be None, an integer seed or an invdiff.random.Generator; "
+                        f"received {type(rng).__name__}")
     rng = rng if isinstance(rng, Generator) else Generator(0 if rng is None else rng)
-    theta = rng.normal((x.shape[1], int(n_projections)), like=x)
+    theta = rng.normal((x.shape[1], n_projections), like=x)
     theta = theta / xp.sqrt(xp.sum(theta * theta, axis=0))
     px = xp.sort(x @ theta, axis=0)
     py = xp.sort(y @ theta, axis=0)

@@ -63,6 +63,16 @@ def _check_process(process) -> None:
         )
 
 
+def _check_real_finite(name: str, x) -> None:
+    """A real (integer or floating) array with finite entries."""
+    check_array(name, x)
+    xp = namespace(**{name: x})
+    if not xp.isdtype(x.dtype, ("integral", "real floating")):
+        raise TypeError(f"{name} must have a real dtype; received {x.dtype}")
+    if not bool(xp.all(xp.isfinite(x))):
+        raise ValueError(f"{name} must be finite; received NaN or infinite entries")
+
+
 def _check_prediction(prediction) -> None:
     if prediction not in PREDICTIONS:
         raise ValueError(f"prediction must be one of {PREDICTIONS}; received {prediction!r}")
@@ -188,7 +198,7 @@ class _Mixture:
         batch = tuple(x.shape[:-1])
         x2 = xp.reshape(x, (math.prod(batch), self.dim))
         if not is_array(t) or t.ndim == 0:
-            return x2, as_python_float(t), batch
+            return x2, self.process.check_time(as_python_float(t) if is_array(t) else t), batch
         namespace(x_t=x, t=t)
         if tuple(t.shape) != batch:
             raise ValueError(f"t must be a scalar or have the batch shape {batch}; "
@@ -302,7 +312,7 @@ class _Mixture:
         pred = xp.reshape(convert(eps, "eps", self.prediction, x2, tt, self.process), x_t.shape)
         if callable(cotangent):
             cotangent = cotangent(pred)
-        check_array("cotangent", cotangent)
+        check_floating("cotangent", cotangent)
         if tuple(cotangent.shape) != tuple(x_t.shape):
             raise ValueError(f"cotangent must have the shape of x_t, {tuple(x_t.shape)}; "
                              f"received {tuple(cotangent.shape)}")
@@ -359,11 +369,11 @@ class _Mixture:
     def _measurement(self, A, y, sigma_y):
         p = self._params
         xp = namespace(**{"the prior's parameters": p.means})
-        check_array("A", A)
+        _check_real_finite("A", A)
         A = asarray_like(A, p.means, name="A")
         if A.ndim != 2 or A.shape[1] != self.dim:
             raise ValueError(f"A must have shape (M, {self.dim}); received {tuple(A.shape)}")
-        check_array("y", y)
+        _check_real_finite("y", y)
         y = asarray_like(y, p.means, name="y")
         if tuple(y.shape) != (A.shape[0],):
             raise ValueError(f"y must have shape ({A.shape[0]},) (one measurement); "

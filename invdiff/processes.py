@@ -56,10 +56,78 @@ class ForwardProcess:
     Subclasses define ``a``, ``b``, ``da``, ``db`` (time derivatives), ``t_min``,
     ``t_max``, and :meth:`t_of_ratio`, the inverse of the noise-to-signal ratio
     :math:`b/a`, used to move a model between processes.
+
+    Every method taking a time checks it with :meth:`check_time` first: a time outside
+    the process's domain (``domain``: VP ``[0, T]``, VE ``[0, inf)``, Flow ``[0, 1]``), NaN,
+    a bool or a non-real dtype is refused, never clamped; an integer-dtype time (``np.int64``,
+    ``torch.long``) is exact (converted to float64, never the tables to integers).
     """
 
     t_min: float = 0.0
     t_max: float = 1.0
+
+    @property
+    def domain(self) -> tuple[float, float]:
+        """Closed interval of the times :meth:`a`, :meth:`b` ... accept (default
+        ``[t_min, t_max]``; VE: ``[0, inf)``, every noise level)."""
+        return (float(self.t_min), float(self.t_max))
+
+    def check_time(self, t, name: str = "t"):
+        """``t`` as a Python float or a real floating array, checked against :attr:`domain`.
+
+        Python numbers become Python floats; integer arrays become float64 arrays (float32
+        on a device without float64) of their namespace and device; floating arrays pass
+        unchanged. An array is checked with one reduction (one host synchronisation), so
+        hot loops pass Python floats.
+
+        Raises
+        ------
+        TypeError
+            For a bool, a non-number, or an array of a bool/complex dtype.
+        ValueError
+            For NaN or a time outside :attr:`domain`, naming ``name``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import invdiff as ivd
+        >>> vp = ivd.processes.VP.linear(T=1000)
+        >>> vp.check_time(np.int64(150)).dtype
+        dtype('float64')
+        >>> vp.check_time(1500)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: t must lie in [0, 1000] for VP(linear, T=1000, ...); received 1500
+        """
+        lo, hi = self.domain
+        # rounding of a time grid (t0 + (t1 - t0) i / n) may step 1e-16 past an end: that is
+        # the end, not an error
+        tol = _TIME_TOL * (1.0 + (hi if math.isfinite(hi) else lo))
+        if isinstance(t, (bool, str, bytes)):
+            raise TypeError(f"{name} must be a real number or array of times, not a "
+                            f"{type(t).__name__}; received {t!r}")
+        if is_array(t):
+            xp = namespace(**{name: t})
+            if not xp.isdtype(t.dtype, ("integral", "real floating")):
+                raise TypeError(f"{name} must have a real (integer or floating) dtype; "
+                                f"received {t.dtype}")
+            if xp.isdtype(t.dtype, "integral"):
+                t = _exact_float(xp, t)
+            if bool(xp.any(~((t >= lo - tol) & (t <= hi + tol)))):
+                nan = " with NaN entries" if bool(xp.any(xp.isnan(t))) else ""
+                raise ValueError(
+                    f"{name} must lie in {_interval(lo, hi)} for {self!r}; received an array "
+                    f"of times from {float(xp.min(t))} to {float(xp.max(t))}{nan}")
+            return xp.clip(t, lo, hi if math.isfinite(hi) else None)
+        try:
+            v = float(t)
+        except (TypeError, ValueError):
+            raise TypeError(f"{name} must be a real number or an array of times; received "
+                            f"{type(t).__name__}") from None
+        if not lo - tol <= v <= hi + tol:
+            raise ValueError(f"{name} must lie in {_interval(lo, hi)} for {self!r}; received "
+                             f"{t!r}")
+        return min(max(v, lo), hi)
 
     def a(self, t):
         raise NotImplementedError
@@ -74,8 +142,14 @@ class ForwardProcess:
         raise NotImplementedError
 
     def ratio(self, t):
-        """Noise-to-signal ratio :math:`b_t / a_t` (the VE sigma that matches ``t``)."""
-        return self.b(t) / self.a(t)
+        """Noise-to-signal ratio :math:`b_t / a_t` (the VE sigma that matches ``t``).
+
+        ``inf`` where :math:`a_t = 0` (the flow's ``t = 1``).
+        """
+        a, b = self.a(t), self.b(t)
+        if not is_array(a) and a == 0:
+            return math.inf
+        return b / a
 
     def t_of_ratio(self, r: float) -> float:
         """Time at which :math:`b_t/a_t = r` (clipped to ``[t_min, t_max]``)."""
@@ -93,10 +167,47 @@ class ForwardProcess:
         return ""
 
 
-def _check_steps(steps) -> int:
-    if isinstance(steps, bool) or int(steps) != steps or steps < 1:
-        raise ValueError(f"steps must be a positive integer; received {steps!r}")
+_TIME_TOL = 1e-12  # relative slack at the ends of a domain (rounding of time grids)
+
+
+def _interval(lo: float, hi: float) -> str:
+    def fmt(v):
+        return f"{v:g}" if math.isfinite(v) else "inf"
+
+    return f"[{fmt(lo)}, {fmt(hi)}" + (")" if math.isinf(hi) else "]")
+
+
+def _exact_float(xp, t):
+    """An integer array of times as float64 (exact for every DDPM step); float32 where the
+    device has no float64 (Apple MPS)."""
+    try:
+        return xp.astype(t, xp.float64)
+    except (TypeError, RuntimeError):  # pragma: no cover - devices without float64
+        return xp.astype(t, xp.float32)
+
+
+def _check_steps(steps, name: str = "steps") -> int:
+    if isinstance(steps, bool) or not isinstance(steps, (int, float)) and not hasattr(
+            steps, "__index__"):
+        raise TypeError(f"{name} must be a positive integer; received "
+                        f"{type(steps).__name__} {steps!r}")
+    if not (math.isfinite(float(steps)) and int(steps) == steps and steps >= 1):
+        raise ValueError(f"{name} must be a positive integer; received {steps!r}")
     return int(steps)
+
+
+def _check_unit(name: str, value) -> float:
+    """A float in ``(0, 1)``, or an error naming ``name``."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be a real number; received {value!r}")
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a real number; received {type(value).__name__}") \
+            from None
+    if not 0.0 < v < 1.0:
+        raise ValueError(f"{name} must lie in (0, 1); received {value!r}")
+    return v
 
 
 class VP(ForwardProcess):
@@ -124,7 +235,11 @@ class VP(ForwardProcess):
     """
 
     def __init__(self, betas, name: str = "custom"):
-        betas = [float(b) for b in betas]
+        try:
+            betas = [float(b) for b in betas]
+        except (TypeError, ValueError):
+            raise TypeError(f"betas must be a sequence of numbers in (0, 1); received "
+                            f"{type(betas).__name__} {betas!r:.60}") from None
         if not betas or not all(0.0 < b < 1.0 for b in betas):
             raise ValueError("betas must be a non-empty sequence of numbers in (0, 1)")
         self.name = name
@@ -152,7 +267,12 @@ class VP(ForwardProcess):
         >>> ivd.processes.VP.linear(T=10).T
         10
         """
-        T = _check_steps(T)
+        T = _check_steps(T, "T")
+        beta_min = _check_unit("beta_min", beta_min)
+        beta_max = _check_unit("beta_max", beta_max)
+        if beta_max < beta_min:
+            raise ValueError(f"beta_max must be >= beta_min; received beta_min={beta_min}, "
+                             f"beta_max={beta_max}")
         if T == 1:
             return cls([beta_min], name="linear")
         step = (beta_max - beta_min) / (T - 1)
@@ -171,7 +291,10 @@ class VP(ForwardProcess):
         >>> 0.99 < proc.alpha_bar(1) < 1.0
         True
         """
-        T = _check_steps(T)
+        T = _check_steps(T, "T")
+        max_beta = _check_unit("max_beta", max_beta)
+        if isinstance(s, bool) or not (isinstance(s, (int, float)) and 0 <= s < math.inf):
+            raise ValueError(f"s must be a finite number >= 0; received {s!r}")
 
         def f(k):
             return math.cos((k / T + s) / (1 + s) * math.pi / 2) ** 2
@@ -186,14 +309,20 @@ class VP(ForwardProcess):
         return f"{self.name}, T={self.T}"
 
     # -- discrete DDPM quantities (integer k in 1..T) ----------------------------------
-    def _k(self, k) -> int:
-        if int(k) != k or not 1 <= k <= self.T:
-            raise ValueError(f"step k must be an integer in 1..{self.T}; received {k!r}")
+    def _k(self, k, low: int = 1) -> int:
+        ok = not isinstance(k, bool)
+        try:
+            ok = ok and math.isfinite(float(k)) and int(k) == k and low <= k <= self.T
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise ValueError(f"step k must be an integer in {low}..{self.T}; received {k!r}")
         return int(k)
 
     def alpha_bar(self, k) -> float:
         r""":math:`\bar\alpha_k`; ``alpha_bar(0) == 1``."""
-        return 1.0 if k == 0 else self.alphas_cumprod[self._k(k) - 1]
+        k = self._k(k, low=0)
+        return 1.0 if k == 0 else self.alphas_cumprod[k - 1]
 
     def alpha(self, k) -> float:
         r""":math:`\alpha_k = 1 - \beta_k`."""
@@ -218,20 +347,29 @@ class VP(ForwardProcess):
             self._tables[key] = xp.asarray(values, dtype=like.dtype, device=device_of(like))
         return self._tables[key]
 
-    def _log_ab_and_slope(self, t):
-        """:math:`\\log\\bar\\alpha_t` and its slope :math:`d\\log\\bar\\alpha/dt`."""
+    def _log_ab_and_slope(self, t, check: bool = True):
+        """:math:`\\log\\bar\\alpha_t` and its slope :math:`d\\log\\bar\\alpha/dt`.
+
+        ``check=False`` (for callers inside a sampling loop whose times were checked once)
+        skips the domain check of an array, its one host synchronisation, and clips instead.
+        """
+        if check or not is_array(t):
+            t = self.check_time(t)
+        else:
+            xp = namespace(t=t)
+            t = xp.clip(_exact_float(xp, t) if xp.isdtype(t.dtype, "integral") else t, 0.0,
+                        self.t_max)
         if is_array(t):
             xp = namespace(t=t)
-            tc = xp.clip(t, 0.0, self.t_max)
-            k = xp.clip(xp.ceil(tc), 1.0, float(self.T))  # interval (k-1, k]
-            idx = xp.astype(k, xp.int64)
-            slope = xp.take(self._table("log_a", t), idx)
-            left = xp.take(self._table("log_ab", t), idx - 1)
-            return left + slope * (tc - (k - 1.0)), slope
-        tc = min(max(float(t), 0.0), self.t_max)
-        k = min(max(math.ceil(tc), 1), self.T)
+            k = xp.clip(xp.ceil(t), 1.0, float(self.T))  # interval (k-1, k]
+            # xp.take wants a 1-D index (torch, array-api-strict): flatten, then restore
+            idx = xp.reshape(xp.astype(k, xp.int64), (-1,))
+            slope = xp.reshape(xp.take(self._table("log_a", t), idx), tuple(t.shape))
+            left = xp.reshape(xp.take(self._table("log_ab", t), idx - 1), tuple(t.shape))
+            return left + slope * (t - (k - 1.0)), slope
+        k = min(max(math.ceil(t), 1), self.T)
         slope = self._log_alpha[k]
-        return self._log_alpha_bar[k - 1] + slope * (tc - (k - 1)), slope
+        return self._log_alpha_bar[k - 1] + slope * (t - (k - 1)), slope
 
     def a(self, t):
         log_ab, _ = self._log_ab_and_slope(t)
@@ -239,7 +377,7 @@ class VP(ForwardProcess):
 
     def b(self, t):
         log_ab, _ = self._log_ab_and_slope(t)
-        return _ops(t).sqrt(-_ops(t).expm1(log_ab))
+        return _ops(t).sqrt(0.0 - _ops(t).expm1(log_ab))  # 0.0 - : +0 at t = 0, not -0
 
     def da(self, t):
         log_ab, slope = self._log_ab_and_slope(t)
@@ -248,7 +386,20 @@ class VP(ForwardProcess):
     def db(self, t):
         m = _ops(t)
         log_ab, slope = self._log_ab_and_slope(t)
-        return -0.5 * slope * m.exp(log_ab) / m.sqrt(-m.expm1(log_ab))
+        b = m.sqrt(0.0 - m.expm1(log_ab))
+        # t = 0: b = sqrt(-slope t) has an infinite slope (+inf, without a division by 0)
+        if m is math:
+            return math.inf if b == 0.0 else -0.5 * slope * m.exp(log_ab) / b
+        pos = b > 0.0
+        safe = m.where(pos, b, m.ones_like(b))
+        return m.where(pos, -0.5 * slope * m.exp(log_ab) / safe, math.inf)
+
+    def _ab_unchecked(self, t):
+        """``(a_t, b_t)`` for an array ``t`` already known to lie in ``[0, T]``: no host
+        synchronisation (for network wrappers called once per sampler step)."""
+        log_ab, _ = self._log_ab_and_slope(t, check=False)
+        m = _ops(t)
+        return m.exp(0.5 * log_ab), m.sqrt(0.0 - m.expm1(log_ab))
 
     def t_of_ratio(self, r: float) -> float:
         r = as_python_float(r)
@@ -277,8 +428,14 @@ class VE(ForwardProcess):
     (232, 50.0, 0.01, 3.0)
     """
 
+    domain = (0.0, math.inf)
+
     def __init__(self, sigma_max: float, sigma_min: float, sigmas=None):
-        if not 0 < sigma_min < sigma_max:
+        for name, v in (("sigma_max", sigma_max), ("sigma_min", sigma_min)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) and not is_array(v):
+                raise TypeError(f"{name} must be a real number; received {type(v).__name__}")
+        sigma_max, sigma_min = float(sigma_max), float(sigma_min)
+        if not (math.isfinite(sigma_max) and 0 < sigma_min < sigma_max):
             raise ValueError(
                 f"need 0 < sigma_min < sigma_max; received sigma_min={sigma_min}, "
                 f"sigma_max={sigma_max}"
@@ -286,6 +443,9 @@ class VE(ForwardProcess):
         self.t_max = float(sigma_max)
         self.t_min = float(sigma_min)
         self.sigmas = tuple(float(s) for s in sigmas) if sigmas is not None else None
+        if self.sigmas is not None and not (
+                self.sigmas and all(0 < v < math.inf for v in self.sigmas)):
+            raise ValueError("sigmas must be a non-empty sequence of finite noise levels > 0")
 
     @classmethod
     def geometric(cls, sigma_max: float = 50.0, sigma_min: float = 0.01, L: int = 232) -> VE:
@@ -298,7 +458,7 @@ class VE(ForwardProcess):
         >>> ivd.processes.VE.geometric(1.0, 0.01, 3).sigmas
         (1.0, 0.1, 0.01)
         """
-        L = _check_steps(L)
+        L = _check_steps(L, "L")
         if L < 2:
             raise ValueError(f"L must be at least 2; received {L}")
         ratio = sigma_min / sigma_max
@@ -311,16 +471,16 @@ class VE(ForwardProcess):
         return f"sigma_max={self.t_max}, sigma_min={self.t_min}{n}"
 
     def a(self, t):
-        return t * 0.0 + 1.0
+        return self.check_time(t) * 0.0 + 1.0
 
     def b(self, t):
-        return t * 1.0
+        return self.check_time(t) * 1.0
 
     def da(self, t):
-        return t * 0.0
+        return self.check_time(t) * 0.0
 
     def db(self, t):
-        return t * 0.0 + 1.0
+        return self.check_time(t) * 0.0 + 1.0
 
     def t_of_ratio(self, r: float) -> float:
         return min(max(as_python_float(r), self.t_min), self.t_max)
@@ -352,16 +512,16 @@ class Flow(ForwardProcess):
         return cls()
 
     def a(self, t):
-        return 1.0 - t
+        return 1.0 - self.check_time(t)
 
     def b(self, t):
-        return t * 1.0
+        return self.check_time(t) * 1.0
 
     def da(self, t):
-        return t * 0.0 - 1.0
+        return self.check_time(t) * 0.0 - 1.0
 
     def db(self, t):
-        return t * 0.0 + 1.0
+        return self.check_time(t) * 0.0 + 1.0
 
     def t_of_ratio(self, r: float) -> float:
         r = as_python_float(r)
@@ -370,8 +530,23 @@ class Flow(ForwardProcess):
 
 # -- conversions between prediction kinds ---------------------------------------------
 def _check_kind(name: str, kind: str) -> None:
-    if kind not in PREDICTIONS:
+    if not isinstance(kind, str) or kind not in PREDICTIONS:
         raise ValueError(f"{name} must be one of {PREDICTIONS}; received {kind!r}")
+
+
+def _check_process(name: str, process) -> None:
+    if not isinstance(process, ForwardProcess):
+        raise TypeError(f"{name} must be an invdiff.processes.ForwardProcess (VP, VE, Flow); "
+                        f"received {type(process).__name__}")
+
+
+def _check_model(name: str, model) -> None:
+    """A ScoreModel: callable with ``process`` and ``prediction``."""
+    if not callable(model) or not hasattr(model, "process") or not hasattr(model, "prediction"):
+        raise TypeError(f"{name} must be a ScoreModel (callable as {name}(x_t, t), with "
+                        f"process and prediction); received {type(model).__name__}")
+    _check_process(f"{name}.process", model.process)
+    _check_kind(f"{name}.prediction", model.prediction)
 
 
 def _eps_coefficients(kind: str, t, process: ForwardProcess):
@@ -436,6 +611,7 @@ def convert(pred, src: str, dst: str, x_t, t, process: ForwardProcess):
     """
     _check_kind("src", src)
     _check_kind("dst", dst)
+    _check_process("process", process)
     if src == dst:
         return pred
     if dst == "eps":
@@ -481,6 +657,8 @@ def predict(model, x_t, t, kind: str):
     >>> ivd.processes.predict(prior, np.ones((1, 2)), 10.0, "x0").shape
     (1, 2)
     """
+    _check_model("model", model)
+    _check_kind("kind", kind)
     return convert(model(x_t, t), model.prediction, kind, x_t, t, model.process)
 
 
@@ -534,7 +712,8 @@ class reexpress:
     prediction = "eps"
 
     def __init__(self, model, process: ForwardProcess):
-        _check_kind("model.prediction", model.prediction)
+        _check_model("model", model)
+        _check_process("process", process)
         self.model = model
         self.process = process
 

@@ -40,7 +40,11 @@ class Generator:
     backends use different algorithms, so their numbers differ). NumPy and
     array-api-strict arrays come from :class:`numpy.random.Generator` (PCG64), torch
     tensors from a :class:`torch.Generator` on the tensor's device, CuPy arrays from
-    :func:`cupy.random.default_rng`.
+    :func:`cupy.random.default_rng` (XORWOW). Normal and uniform numbers are drawn in
+    float64 and rounded to the requested dtype, so the stream does not depend on the dtype:
+    float32 samples are the float64 samples of the same seed, rounded (torch and CuPy would
+    otherwise use different algorithms for float32 and float64, e.g. torch's for ``n >= 16``).
+    The exception is a device without float64 (Apple MPS), which draws float32.
 
     Examples
     --------
@@ -107,25 +111,70 @@ class Generator:
         # NumPy, array-api-strict and any other host namespace receive host numbers.
         return xp.asarray(values, dtype=dtype, device=device)
 
+    @staticmethod
+    def _floating(xp, like, dtype):
+        """The dtype to sample: ``dtype``, else ``like``'s; real floating or ``TypeError``."""
+        name, what = ("like", like.dtype) if dtype is None else ("dtype", dtype)
+        if not xp.isdtype(what, "real floating"):
+            raise TypeError(f"{name} must have a real floating dtype (float32 or float64) for "
+                            f"normal/uniform samples; received {what} (pass dtype=... or a "
+                            f"floating like)")
+        return what
+
+    @staticmethod
+    def _index_dtype(xp, device):
+        """int64, or the device's default integer where it has none (array-api-strict)."""
+        return xp.__array_namespace_info__().default_dtypes(device=device)["integral"]
+
     # -- distributions ------------------------------------------------------------------
     def _standard(self, kind: str, shape, like, dtype):
-        """N(0, 1) (``kind="normal"``) or U[0, 1) (``"uniform"``) samples for ``like``."""
-        xp, device, like_dtype = self._target(like)
-        dtype = like_dtype if dtype is None else dtype
+        """N(0, 1) (``kind="normal"``) or U[0, 1) (``"uniform"``) samples for ``like``.
+
+        Drawn in float64 and rounded to the target dtype, so a seed gives the same numbers
+        (up to that rounding) in float32 and float64; devices without float64 (Apple MPS)
+        draw float32.
+        """
+        xp, device, _ = self._target(like)
+        dtype = self._floating(xp, like, dtype)
         shape = self._shape(shape)
         g = self._stream(xp, device)
         torch_draw, np_draw = _DRAWS[kind]
         if is_torch_namespace(xp):
             import torch
 
-            return getattr(torch, torch_draw)(shape, generator=g, device=device, dtype=dtype)
-        draw = getattr(g, np_draw)  # numpy.random.Generator and CuPy's share the method names
-        if is_cupy_namespace(xp):
-            return draw(shape, dtype=dtype)
-        return self._from_numpy(xp, device, draw(shape), dtype)
+            wide = torch.float32 if torch.device(device).type == "mps" else torch.float64
+            z = getattr(torch, torch_draw)(shape, generator=g, device=device, dtype=wide)
+        elif is_cupy_namespace(xp):
+            z = getattr(g, np_draw)(shape, dtype="float64")
+        else:
+            return self._unit(kind, xp, self._from_numpy(xp, device, getattr(g, np_draw)(shape),
+                                                          dtype))
+        return self._unit(kind, xp, z if z.dtype == dtype else xp.astype(z, dtype))
+
+    @staticmethod
+    def _unit(kind, xp, u):
+        """Keep U[0, 1) below 1 after rounding to a narrower dtype (0.99999999 -> 1.0f)."""
+        if kind != "uniform" or u.dtype == xp.float64:
+            return u
+        below_one = 1.0 - float(xp.finfo(u.dtype).eps) / 2
+        return xp.where(u < 1.0, u, below_one)
 
     def normal(self, shape, *, like, dtype=None, loc: float = 0.0, scale: float = 1.0):
         """Normal samples ``loc + scale * N(0, 1)`` of ``shape`` in ``like``'s namespace.
+
+        Parameters
+        ----------
+        shape : int or tuple of int
+        like : array
+            Fixes namespace and device, and the dtype unless ``dtype`` is given; a
+            non-floating ``like`` needs ``dtype`` (``TypeError`` otherwise).
+        dtype : floating dtype of ``like``'s namespace, optional
+        loc, scale : float
+
+        Notes
+        -----
+        The numbers are drawn in float64 and rounded to the dtype: the same seed gives the
+        same samples in float32 and float64 (float32 = float64 rounded) on every backend.
 
         Examples
         --------
@@ -133,12 +182,18 @@ class Generator:
         >>> import invdiff as ivd
         >>> ivd.random.Generator(1).normal(4, like=np.zeros(1)).shape
         (4,)
+        >>> a = ivd.random.Generator(1).normal(4, like=np.zeros(1, dtype=np.float32))
+        >>> bool(np.all(a == ivd.random.Generator(1).normal(4, like=np.zeros(1)).astype(a.dtype)))
+        True
         """
         z = self._standard("normal", shape, like, dtype)
         return z if (loc == 0.0 and scale == 1.0) else loc + scale * z
 
     def uniform(self, shape, *, like, low: float = 0.0, high: float = 1.0, dtype=None):
         """Uniform samples on ``[low, high)`` of ``shape`` in ``like``'s namespace.
+
+        Drawn like :meth:`normal` (float64, then rounded; a non-floating ``like`` needs
+        ``dtype``).
 
         Examples
         --------
@@ -174,10 +229,23 @@ class Generator:
         if is_cupy_namespace(xp):
             return g.integers(int(low), int(high), shape, dtype="int64")
         values = g.integers(int(low), int(high), shape, dtype=np.int64)
-        return self._from_numpy(xp, device, values, xp.int64)
+        return self._from_numpy(xp, device, values, self._index_dtype(xp, device))
 
     def permutation(self, n: int, *, like):
-        """A random permutation of ``0..n-1`` (int64) on ``like``'s backend and device."""
+        """A random permutation of ``0..n-1`` (int64) on ``like``'s backend and device.
+
+        CuPy's ``Generator`` has no ``permutation``: there it is the order of ``n`` random
+        63-bit integers (``argsort``; ties, of probability about :math:`n^2/2^{64}`, still give
+        a permutation).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import invdiff as ivd
+        >>> p = ivd.random.Generator(4).permutation(5, like=np.zeros(1))
+        >>> sorted(p.tolist())
+        [0, 1, 2, 3, 4]
+        """
         xp, device, _ = self._target(like)
         g = self._stream(xp, device)
         if is_torch_namespace(xp):
@@ -185,5 +253,7 @@ class Generator:
 
             return torch.randperm(int(n), generator=g, device=device)
         if is_cupy_namespace(xp):
-            return g.permutation(int(n))
-        return self._from_numpy(xp, device, g.permutation(int(n)), xp.int64)
+            import cupy
+
+            return cupy.argsort(g.integers(0, 2**63 - 1, (int(n),), dtype="int64"))
+        return self._from_numpy(xp, device, g.permutation(int(n)), self._index_dtype(xp, device))

@@ -21,6 +21,9 @@ from the backend: :func:`ndtr`, :func:`log_ndtr` and :func:`erfcx`. Everything e
 with the Array API on top of them, in log space or through the scaled complementary error
 function, so it stays finite and accurate for arguments up to (and well beyond) :math:`\pm 40`,
 for one-sided bins with :math:`\pm\infty` edges and for bins of any width, tiny ones included.
+Each function is a fixed, small number of array operations (regimes selected with ``where``,
+quadrature nodes on a trailing axis): no Python loop over terms, no data-dependent branch,
+nothing that waits for a GPU.
 """
 
 from __future__ import annotations
@@ -55,12 +58,18 @@ _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 # density by Gauss-Legendre instead; elsewhere Phi(a)/Phi(b) <= e^-1 and nothing cancels.
 _NARROW = 2.0
 _GL_NODES = 12
-# Left-truncated N(0,1) below x < -_CF_START: Laplace's continued fraction for the Mills
-# ratio (x + lambda(x) and the variance cancel there); _CF_TERMS terms give ~1e-15.
-_CF_START = 3.0
-_CF_TERMS = 50
-# Above this x, Phi(x) = 1 to double precision and phi/Phi is phi.
+# N(0,1) conditioned on X <= x for x < -_TAIL_START[dtype]: x + lambda(x) and the variance
+# cancel (relative error ~ eps x^4: 5e-13 at x = -6 in float64, 1.5e-5 at x = -3 in float32),
+# so the moments come from a _LAGUERRE_NODES-point Gauss-Laguerre rule instead (<= 1e-14).
+_TAIL_START = {"float64": 6.0, "float32": 3.0}
+_LAGUERRE_NODES = 14
+# Above this x, Phi(x) = 1 to double precision and phi/Phi is phi (autodiff-safe hazard).
 _HAZARD_PHI = 9.0
+# Stand-ins for infinite edges: (-inf, b] becomes [-|b| - _FAR, b] (its lower edge carries
+# probability exp(-_FAR^2/2) = 0 relative to the bin in every dtype), (-inf, inf) becomes
+# (-inf, _HIGH] (phi(_HIGH)/Phi(_HIGH) underflows to 0 in every dtype).
+_FAR = 50.0
+_HIGH = 40.0
 
 
 # --------------------------------------------------------------------------------------
@@ -113,15 +122,25 @@ def _via_numpy(name: str, x, xp):
     return xp.asarray(out, dtype=x.dtype, device=device_of(x))
 
 
-def _dispatch(name: str, x, xp):
+_FUNCTIONS: dict = {}  # (namespace, name) -> callable: resolved once, not at every call
+
+
+def _resolve(name: str, xp):
     module = _backend_special(xp)
     fn = getattr(module, name, None) if module is not None else None
     if fn is None:
-        return _via_numpy(name, x, xp)
-    out = fn(x)
+        return lambda x: _via_numpy(name, x, xp)
     if is_numpy_namespace(xp):  # scipy returns NumPy scalars for 0-d input
-        out = xp.asarray(out, dtype=x.dtype)
-    return out
+        return lambda x: fn(x) if x.ndim else xp.asarray(fn(x), dtype=x.dtype)
+    return fn
+
+
+def _dispatch(name: str, x, xp):
+    key = (xp, name)
+    fn = _FUNCTIONS.get(key)
+    if fn is None:
+        fn = _FUNCTIONS[key] = _resolve(name, xp)
+    return fn(x)
 
 
 def _checked(name: str, x):
@@ -249,126 +268,169 @@ def _gauss_legendre(n: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
     return tuple(nodes), tuple(weights)
 
 
+@functools.cache
+def _gauss_laguerre(n: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Nodes and weights of the n-point Gauss-Laguerre rule (weight ``e^-u`` on [0, inf))."""
+    import numpy as np
+
+    u, w = np.polynomial.laguerre.laggauss(n)
+    return tuple(float(v) for v in u), tuple(float(v) for v in w)
+
+
+# Constant tables of the quadratures, one per (namespace, device, dtype): built once, so a
+# call never copies host numbers to a device (a host-to-device copy waits for the stream).
+_TABLES: dict[tuple[str, str, str], dict] = {}
+
+
+def _tables(xp, like) -> dict:
+    key = (xp.__name__, str(device_of(like)), str(like.dtype))
+    table = _TABLES.get(key)
+    if table is None:
+        s, w = _gauss_legendre(_GL_NODES)
+        u, v = _gauss_laguerre(_LAGUERRE_NODES)
+        rows = {
+            # exponent of the Gauss-Legendre integrand: [c h, h^2] @ gl_exp
+            "gl_exp": [[-sj for sj in s], [-0.5 * sj * sj for sj in s]],
+            # [S0, S1, S2] = f @ gl_sum
+            "gl_sum": [[wj, wj * sj, wj * sj * sj] for sj, wj in zip(s, w, strict=True)],
+            "lag_u2": [uj * uj for uj in u],
+            "lag_sum": [[vj, vj * uj, vj * uj * uj] for uj, vj in zip(u, v, strict=True)],
+        }
+        table = {k: xp.asarray(r, dtype=like.dtype, device=device_of(like))
+                 for k, r in rows.items()}
+        _TABLES[key] = table
+    return table
+
+
+def _tail_start(x, xp) -> float:
+    return _TAIL_START["float32" if xp.finfo(x.dtype).eps > 1e-10 else "float64"]
+
+
 # --------------------------------------------------------------------------------------
-# building blocks (xp explicit, inputs already finite where it matters)
+# building blocks (xp explicit); every branch gets finite stand-in inputs where it is not
+# selected, so that neither values nor (under autodiff) gradients of unused branches are
+# NaN/inf, and NumPy raises no floating-point warnings
 # --------------------------------------------------------------------------------------
 def _hazard(x, xp):
-    r""":math:`\lambda(x) = \varphi(x)/\Phi(x)` for finite ``x`` (0 where it underflows).
+    r""":math:`\lambda(x) = \varphi(x)/\Phi(x) = \sqrt{2/\pi}/\operatorname{erfcx}(-x/\sqrt2)`.
 
-    ``erfcx(-x/sqrt2)`` overflows for ``x > 37.7`` (float64), and its autodiff then gives
-    ``inf/inf``; above ``x = 9``, :math:`\Phi(x) = 1 - O(10^{-19})`, so
-    :math:`\lambda = \varphi(x)` is used there instead.
+    Three operations. ``erfcx`` overflows for ``x > 37.7`` (float64; 13.2 in float32), where
+    the quotient is 0 instead of :math:`\varphi(x) < 10^{-300}` (resp. :math:`10^{-38}`):
+    harmless for values, but its autodiff gives ``inf/inf`` there, so the differentiable
+    :func:`log_ndtr_diff` uses :func:`_hazard_safe`.
     """
+    return _SQRT_2_OVER_PI / _dispatch("erfcx", -x / _SQRT2, xp)
+
+
+def _hazard_safe(x, xp):
+    """:func:`_hazard` with :math:`\\varphi(x)` above ``x = 9`` (finite gradients everywhere)."""
     big = x > _HAZARD_PHI
-    x_small = xp.where(big, 0.0, x)
+    lam_small = _hazard(xp.where(big, 0.0, x), xp)
     x_big = xp.where(big, x, _HAZARD_PHI)
-    lam_small = _SQRT_2_OVER_PI / _dispatch("erfcx", -x_small / _SQRT2, xp)
     lam_big = xp.exp(-0.5 * x_big * x_big - _LOG_SQRT_2PI)
     return xp.where(big, lam_big, lam_small)
 
 
-def _below(x, xp):
-    r"""N(0,1) conditioned on :math:`X \le x` (finite ``x``): ``(lambda, delta, var)``.
+def _below(x, lam, xp):
+    r"""N(0,1) conditioned on :math:`X \le x` (finite ``x``, hazard ``lam``): ``(delta, var)``.
 
-    ``lambda = phi/Phi`` (so the mean is ``-lambda``), ``delta = x - mean = x + lambda`` and the
-    variance ``1 - lambda * delta``. For ``x < -3`` the sum ``x + lambda`` cancels, so
-    ``delta`` comes from Laplace's continued fraction
-    ``lambda(-z) = z + 1/(z + 2/(z + 3/(z + ...)))``: ``delta = 1/(z + K)`` with
-    ``K = 2/(z + 3/(z + ...))``, and ``var = 1 - (z + delta) delta = delta (K - delta)``.
+    ``delta = x - mean = x + lambda`` and ``var = 1 - lambda * delta``. Below
+    ``x = -_TAIL_START`` both cancel; there, with :math:`z = -x` and :math:`Y = x - X \ge 0`
+    of density :math:`\propto e^{-zy - y^2/2}`, the substitution :math:`u = zy` gives
+    :math:`E[Y^k] \propto z^{-k}\int_0^\infty u^k e^{-u} e^{-u^2/(2z^2)}\,du`, a smooth
+    integrand for Gauss-Laguerre: ``delta = E[Y]`` and ``var = Var[Y]`` with nothing
+    cancelling (``Var[Y] ~ E[Y]^2``). The rule's nodes live on a trailing axis: a fixed
+    number of array operations, whatever the accuracy asked.
     """
-    tail = x < -_CF_START
-    x_direct = xp.where(tail, -_CF_START, x)
-    lam_d = _hazard(x_direct, xp)
-    delta_d = x_direct + lam_d
-    var_d = 1.0 - lam_d * delta_d
-
-    z = xp.where(tail, -x, _CF_START)
-    k_frac = xp.zeros_like(z)
-    for k in range(_CF_TERMS, 1, -1):
-        k_frac = k / (z + k_frac)
-    delta_c = 1.0 / (z + k_frac)
-    var_c = delta_c * (k_frac - delta_c)
-
-    delta = xp.where(tail, delta_c, delta_d)
-    lam = xp.where(tail, z + delta_c, lam_d)
-    var = xp.where(tail, var_c, var_d)
-    return lam, delta, var
+    delta_d = x + lam
+    var_d = 1.0 - lam * delta_d
+    start = _tail_start(x, xp)
+    tail = x < -start
+    z = xp.where(tail, -x, start)
+    t = _tables(xp, x)
+    q = -0.5 / (z * z)
+    f = xp.exp(q[..., None] * t["lag_u2"])
+    s = f @ t["lag_sum"]
+    s0, s1, s2 = s[..., 0], s[..., 1], s[..., 2]
+    m = s1 / s0
+    delta_c = m / z
+    var_c = (s2 / s0 - m * m) / (z * z)
+    return xp.where(tail, delta_c, delta_d), xp.where(tail, var_c, var_d)
 
 
 class _Bins:
-    """A batch of bins ``[a, b]`` reflected so the centre is <= 0, split into regimes.
+    r"""A batch of bins ``[a, b]`` reflected so the centre is <= 0, split into two regimes.
 
     Reflection ``[a, b] -> [-b, -a]`` leaves ``Phi(b) - Phi(a)`` and the variance unchanged and
-    negates the mean. Afterwards ``lo <= -|hi|``: ``hi`` is the edge nearer the mode. Every
-    regime gets finite stand-in inputs where it is not selected, so neither the values nor
-    (under autodiff) the gradients of the unused branches can be NaN/inf.
+    negates the mean. Afterwards ``lo <= -|hi|``: ``hi`` is the edge nearer the mode. Infinite
+    edges get finite stand-ins that change nothing in the working precision
+    (``(-inf, b] -> [-|b| - 50, b]``, ``(-inf, inf) -> [-90, 40]``), so one-sided bins and the
+    whole line are "wide" bins like any other. A bin is *narrow* when
+    ``(hi - lo) * max(1, |lo|) <= 2`` (Gauss-Legendre), *wide* otherwise (Mills ratios).
     """
 
     def __init__(self, a, b, xp, width=None):
         self.xp = xp
-        self.flip = a > -b  # (a + b) > 0; False for (-inf, inf)
-        lo = xp.where(self.flip, -b, a)
+        nb = -b
+        self.flip = a > nb  # (a + b) > 0; False for (-inf, inf)
+        lo = xp.where(self.flip, nb, a)
         hi = xp.where(self.flip, -a, b)
-        lo_inf = xp.isinf(lo)
-        self.both_inf = lo_inf & xp.isinf(hi)  # (-inf, inf)
-        self.one_sided = lo_inf & ~self.both_inf  # (-inf, hi], hi finite
-        hi_s = xp.where(self.both_inf, 0.0, hi)
-        lo_s = xp.where(lo_inf, hi_s - 1.0, lo)
-        if width is None:
-            width = hi_s - lo_s
-        else:  # the caller's exact b - a (see log_ndtr_diff); stand-in where not finite
-            width = xp.where(xp.isfinite(width), width, hi_s - lo_s)
-        scale = xp.maximum(xp.abs(lo_s), 1.0)  # |lo| >= |hi| after reflection
-        self.narrow = (width * scale <= _NARROW) & ~lo_inf
-        self.wide = ~self.narrow & ~lo_inf
-        self.hi_one = xp.where(self.one_sided, hi_s, 0.0)
-        # narrow bins: centre c and half-width h (stand-ins 0 elsewhere)
-        self.c = xp.where(self.narrow, 0.5 * (lo_s + hi_s), 0.0)
-        self.h = xp.where(self.narrow, 0.5 * width, 0.0)
-        # wide two-sided bins (stand-in [-2, 1] elsewhere, a comfortably wide bin)
-        self.lo_w = xp.where(self.wide, lo_s, -2.0)
-        self.hi_w = xp.where(self.wide, hi_s, 1.0)
+        hi = xp.where(xp.isinf(hi), _HIGH, hi)  # only (-inf, inf) has an infinite hi
+        lo = xp.where(xp.isinf(lo), -xp.abs(hi) - _FAR, lo)
+        w = hi - lo
+        if width is not None:  # the caller's exact b - a (see log_ndtr_diff), where finite
+            w = xp.where(xp.isfinite(width), width, w)
+        self.narrow = w * xp.maximum(xp.abs(lo), 1.0) <= _NARROW
+        self.lo, self.hi, self.w = lo, hi, w
 
     # -- narrow: Phi(b) - Phi(a) = phi(c) * int_{-h}^{h} exp(-c u - u^2/2) du ------------
     def narrow_sums(self):
-        """Gauss-Legendre sums ``S_k = sum_j w_j s_j^k exp(-c h s_j - h^2 s_j^2 / 2)``."""
+        """``(c, h, S)``: centre, half-width and the Gauss-Legendre sums
+        ``S[..., k] = sum_j w_j s_j^k exp(-c h s_j - h^2 s_j^2 / 2)`` (0 and 0 where wide)."""
         xp = self.xp
-        nodes, weights = _gauss_legendre(_GL_NODES)
-        ch, hh = self.c * self.h, 0.5 * self.h * self.h
-        s0 = s1 = s2 = xp.zeros_like(self.c)
-        for s, w in zip(nodes, weights, strict=True):
-            f = w * xp.exp(-ch * s - hh * (s * s))  # exponent <= |c h| + h^2/2 <= 1.5
-            s0, s1, s2 = s0 + f, s1 + s * f, s2 + (s * s) * f
-        return s0, s1, s2
+        c = xp.where(self.narrow, 0.5 * (self.lo + self.hi), 0.0)
+        h = xp.where(self.narrow, 0.5 * self.w, 0.0)
+        t = _tables(xp, c)
+        # exponent <= |c h| + h^2/2 <= 1.5
+        f = xp.exp(xp.stack([c * h, h * h], axis=-1) @ t["gl_exp"])
+        return c, h, f @ t["gl_sum"]
 
-    def narrow_log_mass(self, s0):
+    # -- wide: rho = Phi(lo)/Phi(hi) <= 1/e, everything through the hazard lambda ---------
+    def wide_edges(self):
+        """``(lo, hi)`` of the wide bins, the stand-in ``[-2, 1]`` where narrow."""
         xp = self.xp
-        positive = self.h > 0
-        mass = xp.where(positive, self.h * s0, 1.0)
-        log_mass = -0.5 * self.c * self.c - _LOG_SQRT_2PI + xp.log(mass)
-        return xp.where(positive, log_mass, -math.inf)  # zero-width bin: probability 0
+        return xp.where(self.narrow, -2.0, self.lo), xp.where(self.narrow, 1.0, self.hi)
 
-    # -- wide: rho = Phi(a)/Phi(b) <= 1/e, everything through the hazard lambda ---------
-    def wide_terms(self):
-        """``(lam_b, wc, e, rho)``: ``e = phi(a)/phi(b) = exp(wc)``, ``rho = Phi(a)/Phi(b)``."""
-        xp = self.xp
-        lo, hi = self.lo_w, self.hi_w
-        lam_b = _hazard(hi, xp)
-        lam_a = _hazard(lo, xp)
-        wc = 0.5 * (hi - lo) * (lo + hi)  # (b^2 - a^2)/2 = log(phi(a)/phi(b)) <= 0
-        e = xp.exp(wc)
-        rho = e * lam_b / lam_a
-        return lam_b, wc, e, rho
+    def wide_terms(self, lo, hi, lam_hi, lam_lo):
+        """``(wc, e, rho)``: ``e = phi(lo)/phi(hi) = exp(wc)``, ``rho = Phi(lo)/Phi(hi)``."""
+        wc = 0.5 * (hi - lo) * (lo + hi)  # (lo^2 - hi^2)/2 <= 0
+        e = self.xp.exp(wc)
+        return wc, e, e * lam_hi / lam_lo
 
-    def select(self, narrow, wide, one_sided, both_inf: float):
-        """Each bin's value from its regime; ``both_inf`` is the value on the whole line."""
-        xp = self.xp
-        out = xp.where(self.narrow, narrow, wide)
-        out = xp.where(self.one_sided, one_sided, out)
-        return xp.where(self.both_inf, both_inf, out)
+    def select(self, narrow, wide):
+        return self.xp.where(self.narrow, narrow, wide)
 
     def unflip(self, mean):
         return self.xp.where(self.flip, -mean, mean)
+
+
+def _halfline_moments(x, xp):
+    r"""Mean and variance of N(0, 1) conditioned on :math:`X \le x` (``x`` up to ``+inf``).
+
+    The one-sided case of :func:`truncnorm_moments` alone, in about 30 array operations
+    instead of 120: expectation propagation with 1-bit (half-line) bins calls it every
+    iteration (:class:`~invdiff.likelihoods.QuantizedEP`). ``xp`` is ``x``'s namespace
+    (no validation: an internal fast path).
+    """
+    x = xp.where(x > _HIGH, _HIGH, x)  # +inf: the whole line, mean 0 and variance 1
+    lam = _hazard(x, xp)
+    _, var = _below(x, lam, xp)
+    return -lam, var
+
+
+def _halfline_mean(x, xp):
+    r"""Mean :math:`-\varphi(x)/\Phi(x)` of N(0, 1) conditioned on :math:`X \le x`."""
+    return -_hazard(xp.where(x > _HIGH, _HIGH, x), xp)
 
 
 def _prepare(a, b, names=("a", "b")):
@@ -378,7 +440,8 @@ def _prepare(a, b, names=("a", "b")):
     if a.dtype != b.dtype:
         raise TypeError(f"{names[0]} and {names[1]} must have one dtype; received "
                         f"{a.dtype} and {b.dtype}")
-    a, b = xp.broadcast_arrays(a, b)
+    if a.shape != b.shape:
+        a, b = xp.broadcast_arrays(a, b)
     return xp, a, b
 
 
@@ -433,12 +496,15 @@ def log_ndtr_diff(a, b, *, width=None):
         namespace(a=a, width=width)
         width = xp.broadcast_to(width, a.shape)
     bins = _Bins(a, b, xp, width)
-    s0, _, _ = bins.narrow_sums()
-    narrow = bins.narrow_log_mass(s0)
-    _, _, _, rho = bins.wide_terms()
-    wide = _dispatch("log_ndtr", bins.hi_w, xp) + xp.log1p(-rho)
-    one_sided = _dispatch("log_ndtr", bins.hi_one, xp)
-    return bins.select(narrow, wide, one_sided, 0.0)
+    c, h, sums = bins.narrow_sums()
+    positive = h > 0
+    mass = xp.where(positive, h * sums[..., 0], 1.0)
+    narrow = xp.where(positive, -0.5 * c * c - _LOG_SQRT_2PI + xp.log(mass), -math.inf)
+    lo, hi = bins.wide_edges()
+    lam = _hazard_safe(xp.stack([hi, lo]), xp)
+    _, _, rho = bins.wide_terms(lo, hi, lam[0, ...], lam[1, ...])
+    wide = _dispatch("log_ndtr", hi, xp) + xp.log1p(-rho)
+    return bins.select(narrow, wide)
 
 
 def truncnorm_mean(a, b):
@@ -477,12 +543,14 @@ def truncnorm_mean(a, b):
     """
     xp, a, b = _prepare(a, b)
     bins = _Bins(a, b, xp)
-    s0, s1, _ = bins.narrow_sums()
-    narrow = bins.c + bins.h * (s1 / s0)
-    lam_b, wc, _, rho = bins.wide_terms()
-    wide = lam_b * xp.expm1(wc) / (1.0 - rho)
-    one_sided = -_hazard(bins.hi_one, xp)
-    return bins.unflip(bins.select(narrow, wide, one_sided, 0.0))
+    c, h, sums = bins.narrow_sums()
+    narrow = c + h * (sums[..., 1] / sums[..., 0])
+    lo, hi = bins.wide_edges()
+    lam = _hazard(xp.stack([hi, lo]), xp)
+    lam_hi = lam[0, ...]
+    wc, _, rho = bins.wide_terms(lo, hi, lam_hi, lam[1, ...])
+    wide = lam_hi * xp.expm1(wc) / (1.0 - rho)
+    return bins.unflip(bins.select(narrow, wide))
 
 
 def truncnorm_moments(a, b):
@@ -506,9 +574,11 @@ def truncnorm_moments(a, b):
     (relative error :math:`\epsilon b^4`). Here, after reflection (centre :math:`\le 0`):
 
     * one-sided :math:`(-\infty, b]`: :math:`1 - \lambda\delta` with
-      :math:`\delta = b + \lambda`; for :math:`b < -3` Laplace's continued fraction
-      :math:`\lambda(-z) = z + 1/(z + 2/(z + 3/(z+\dots)))` gives :math:`\delta = 1/(z+K)`
-      and the variance :math:`\delta (K - \delta)` without cancellation;
+      :math:`\delta = b + \lambda`; below :math:`b = -6` (float64; :math:`-3` in float32)
+      both cancel, and with :math:`z = -b` and :math:`Y = b - X` of density
+      :math:`\propto e^{-zy - y^2/2}` on :math:`y \ge 0`, a 14-point Gauss–Laguerre rule in
+      :math:`u = zy` (integrand :math:`e^{-u^2/(2z^2)}`, smooth) gives :math:`\delta = E[Y]`
+      and the variance :math:`\mathrm{Var}[Y]` to about :math:`10^{-14}`, nothing cancelling;
     * wide two-sided with :math:`b \le 0`: the bin is the signed mixture
       :math:`(P_{\le b} - \rho P_{\le a})/(1-\rho)`, so moments about :math:`b` combine the
       one-sided :math:`(\delta, \mathrm{var})` of both edges:
@@ -518,6 +588,11 @@ def truncnorm_moments(a, b):
       :math:`\gtrsim 0.1`, nothing cancels);
     * narrow: the Gauss–Legendre sums of :func:`truncnorm_mean`,
       :math:`h^2 (S_2/S_0 - (S_1/S_0)^2)`.
+
+    Every regime is computed for every element and the right one selected (``where``), the
+    quadrature nodes living on a trailing axis: about 120 array operations per call whatever
+    the inputs, no data-dependent control flow and no host synchronisation — on a GPU, about
+    120 kernel launches (a Python loop over continued-fraction terms took 630).
 
     Used by the factor module of expectation propagation (QCS-SGM+, Meng & Kabashima, AAAI 2024).
 
@@ -532,26 +607,25 @@ def truncnorm_moments(a, b):
     xp, a, b = _prepare(a, b)
     bins = _Bins(a, b, xp)
     # narrow
-    s0, s1, s2 = bins.narrow_sums()
-    m_s = s1 / s0
-    mean_n = bins.c + bins.h * m_s
-    var_n = bins.h * bins.h * xp.maximum(s2 / s0 - m_s * m_s, 0.0)
-    # wide two-sided
-    lo, hi = bins.lo_w, bins.hi_w
-    lam_b, wc, e, rho = bins.wide_terms()
+    c, h, sums = bins.narrow_sums()
+    s0 = sums[..., 0]
+    m_s = sums[..., 1] / s0
+    mean_n = c + h * m_s
+    var_n = h * h * xp.maximum(sums[..., 2] / s0 - m_s * m_s, 0.0)
+    # wide: both edges in one stacked array
+    lo, hi = bins.wide_edges()
+    edges = xp.stack([hi, lo])
+    lam = _hazard(edges, xp)
+    delta, v = _below(edges, lam, xp)
+    lam_b, delta_b, v_b = lam[0, ...], delta[0, ...], v[0, ...]
+    delta_a, v_a = delta[1, ...], v[1, ...]
+    wc, e, rho = bins.wide_terms(lo, hi, lam_b, lam[1, ...])
     one_m_rho = 1.0 - rho
     mean_w = lam_b * xp.expm1(wc) / one_m_rho
-    _, delta_b, v_b = _below(hi, xp)
-    _, delta_a, v_a = _below(lo, xp)
     far = (hi - lo) + delta_a
     m_rel = (rho * far - delta_b) / one_m_rho
     s2_rel = (v_b + delta_b * delta_b - rho * (v_a + far * far)) / one_m_rho
     var_tail = s2_rel - m_rel * m_rel
     var_direct = 1.0 + lam_b * (lo * e - hi) / one_m_rho - mean_w * mean_w
     var_w = xp.where(hi <= 0.0, var_tail, var_direct)
-    # one-sided
-    lam_1, _, v_1 = _below(bins.hi_one, xp)
-
-    mean = bins.select(mean_n, mean_w, -lam_1, 0.0)
-    var = bins.select(var_n, var_w, v_1, 1.0)
-    return bins.unflip(mean), var
+    return bins.unflip(bins.select(mean_n, mean_w)), bins.select(var_n, var_w)

@@ -8,10 +8,12 @@ stores, and read them through :func:`as_dict`.
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["as_dict", "section", "require"]
+__all__ = ["as_dict", "section", "require", "as_int", "as_float"]
 
 
 def as_dict(config: Any) -> dict:
@@ -59,3 +61,65 @@ def require(cfg: dict, key: str, *, where: str) -> Any:
     if key not in cfg:
         raise ValueError(f"{where} is missing the option '{key}'; received {sorted(cfg)}")
     return cfg[key]
+
+
+def as_int(value: Any, key: str, *, where: str, low: int | None = None) -> int:
+    """``value`` as an ``int``, refusing what ``int()`` would silently truncate or accept.
+
+    A float with a fractional part (``1.5``), a bool, a non-numeric string or a value below
+    ``low`` is a ``ValueError``/``TypeError`` naming ``key`` (a network built from a truncated
+    option would load the wrong architecture without a word).
+
+    Examples
+    --------
+    >>> from invdiff_models._config import as_int
+    >>> as_int(2.0, "num_res_blocks", where="ADM config")
+    2
+    >>> as_int(1.5, "num_res_blocks", where="ADM config")
+    Traceback (most recent call last):
+    ...
+    ValueError: ADM config option 'num_res_blocks' must be an integer; received 1.5
+    """
+    if isinstance(value, bool):
+        raise TypeError(f"{where} option '{key}' must be an integer, not a bool; "
+                        f"received {value!r}")
+    if isinstance(value, str):
+        text = value.strip()
+        if not text.lstrip("+-").isdigit():
+            raise ValueError(f"{where} option '{key}' must be an integer; received {value!r}")
+        value = int(text)
+    if not isinstance(value, numbers.Real):
+        raise TypeError(f"{where} option '{key}' must be an integer; received "
+                        f"{type(value).__name__} {value!r}")
+    if not (math.isfinite(float(value)) and float(value) == int(value)):
+        raise ValueError(f"{where} option '{key}' must be an integer; received {value!r}")
+    if low is not None and int(value) < low:
+        raise ValueError(f"{where} option '{key}' must be >= {low}; received {value!r}")
+    return int(value)
+
+
+def as_float(value: Any, key: str, *, where: str, low: float | None = None,
+             positive: bool = False) -> float:
+    """``value`` as a finite ``float`` (``> 0`` with ``positive``, ``>= low`` with ``low``).
+
+    Examples
+    --------
+    >>> from invdiff_models._config import as_float
+    >>> as_float("0.1", "dropout", where="ADM config", low=0.0)
+    0.1
+    """
+    if isinstance(value, bool):
+        raise TypeError(f"{where} option '{key}' must be a number, not a bool; "
+                        f"received {value!r}")
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{where} option '{key}' must be a number; received "
+                        f"{type(value).__name__} {value!r}") from None
+    if not math.isfinite(v):
+        raise ValueError(f"{where} option '{key}' must be finite; received {value!r}")
+    if positive and not v > 0:
+        raise ValueError(f"{where} option '{key}' must be > 0; received {value!r}")
+    if low is not None and v < low:
+        raise ValueError(f"{where} option '{key}' must be >= {low}; received {value!r}")
+    return v

@@ -24,6 +24,7 @@ factory            process               prediction             network input fo
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -31,14 +32,110 @@ import numpy as np
 import torch
 from torch import nn
 
+from invdiff._array_api import check_floating, is_array, namespace
 from invdiff.processes import VE, VP, Flow, ForwardProcess
 
-__all__ = ["TorchScoreModel", "adm", "ncsnv2", "rectified", "to_torch", "from_torch"]
+__all__ = ["TorchScoreModel", "adm", "ncsnv2", "rectified", "to_torch", "from_torch",
+           "torch_device", "torch_dtype", "as_path"]
 
 PREDICTIONS = ("eps", "x0", "score", "velocity")
 
 #: RectifiedFlow samples their time ``s`` in ``[eps, 1]`` with ``eps = 1e-3`` (s = 0 is noise).
 RF_EPS = 1e-3
+
+
+# ---------------------------------------------------------------------------------------------
+# argument checks shared by the loaders
+
+_DTYPE_NAMES = {"float16": torch.float16, "half": torch.float16, "bfloat16": torch.bfloat16,
+                "float32": torch.float32, "float": torch.float32, "float64": torch.float64,
+                "double": torch.float64}
+
+
+def torch_dtype(dtype: Any, name: str = "dtype") -> torch.dtype | None:
+    """A floating ``torch.dtype`` from a ``torch.dtype``, its name or a NumPy dtype (or None).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from invdiff_models.adapter import torch_dtype
+    >>> torch_dtype("float64"), torch_dtype(np.float32), torch_dtype(None)
+    (torch.float64, torch.float32, None)
+    >>> torch_dtype("int8")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: dtype must be a floating dtype (...); received 'int8'
+    """
+    if dtype is None or isinstance(dtype, torch.dtype) and dtype.is_floating_point:
+        return dtype
+    key = None
+    if isinstance(dtype, str):
+        key = dtype.strip().lower().removeprefix("torch.")
+    elif isinstance(dtype, type) and issubclass(dtype, np.generic) or isinstance(dtype, np.dtype):
+        key = np.dtype(dtype).name
+    if key in _DTYPE_NAMES:
+        return _DTYPE_NAMES[key]
+    if isinstance(dtype, (str, torch.dtype, np.dtype)) or key is not None:
+        raise ValueError(f"{name} must be a floating dtype (torch.float32, 'float64', "
+                         f"np.float16 ...); received {dtype!r}")
+    raise TypeError(f"{name} must be a torch.dtype, a dtype name such as 'float32', or None; "
+                    f"received {type(dtype).__name__} {dtype!r}")
+
+
+def torch_device(device: Any, name: str = "device", *, allow_none: bool = False):
+    """A ``torch.device`` from a device or a string such as ``"cpu"`` or ``"cuda:0"``.
+
+    Refuses a device this machine does not have (``"cuda"`` without CUDA) with a
+    ``ValueError`` naming ``name``, instead of an error deep inside torch later.
+
+    Examples
+    --------
+    >>> from invdiff_models.adapter import torch_device
+    >>> torch_device("cpu")
+    device(type='cpu')
+    >>> torch_device("float32")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: device must be a torch device ...; received 'float32' (a dtype? pass it as ...)
+    """
+    if device is None and allow_none:
+        return None
+    if isinstance(device, bool) or not isinstance(device, (str, int, torch.device)):
+        raise TypeError(f"{name} must be a torch.device or a string such as 'cpu' or 'cuda:0'; "
+                        f"received {type(device).__name__} {device!r}")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        hint = ""
+        if isinstance(device, str) and device.strip().lower().removeprefix("torch.") in \
+                _DTYPE_NAMES:
+            hint = f" (a dtype? pass it as dtype={device!r})"
+        raise ValueError(f"{name} must be a torch device such as 'cpu' or 'cuda:0'; received "
+                         f"{device!r}{hint}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{name}={device!r} asks for CUDA, which this torch cannot use "
+                         "(torch.cuda.is_available() is False); use 'cpu'")
+    if dev.type == "mps" and not (hasattr(torch.backends, "mps")
+                                  and torch.backends.mps.is_available()):
+        raise ValueError(f"{name}={device!r} asks for MPS, which is not available here")
+    return dev
+
+
+def as_path(name: str, value: Any) -> str:
+    """``value`` as a path string (``str`` or ``os.PathLike``), or a ``TypeError`` naming it.
+
+    Examples
+    --------
+    >>> from invdiff_models.adapter import as_path
+    >>> as_path("folder", "/tmp")
+    '/tmp'
+    """
+    if isinstance(value, (str, os.PathLike)):
+        path = os.fspath(value)
+        if isinstance(path, str) and path:
+            return path
+    raise TypeError(f"{name} must be a path (str or os.PathLike); received "
+                    f"{type(value).__name__} {value!r}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -142,6 +239,11 @@ class TorchScoreModel:
         The range of clean images the network was trained on (documentation for callers).
     source : str
         Where the weights came from (set by the loaders).
+    channels : int, optional
+        Channels ``C`` the network takes; inputs with another ``C`` are refused with a
+        ``ValueError`` naming ``x_t`` (instead of a torch error from inside the network).
+    size_multiple : int, default 1
+        Height and width must be multiples of it (the network's total downsampling).
 
     Notes
     -----
@@ -166,7 +268,13 @@ class TorchScoreModel:
     def __init__(self, net: nn.Module, process: ForwardProcess, prediction: str, *,
                  forward: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor],
                  learned_range: bool = False, data_range: tuple[float, float] = (-1.0, 1.0),
-                 source: str = ""):
+                 source: str = "", channels: int | None = None, size_multiple: int = 1):
+        if not callable(forward):
+            raise TypeError(f"forward must be callable as forward(net, x, t); received "
+                            f"{type(forward).__name__}")
+        if not isinstance(process, ForwardProcess):
+            raise TypeError(f"process must be an invdiff.processes.ForwardProcess; received "
+                            f"{type(process).__name__}")
         if prediction not in PREDICTIONS:
             raise ValueError(f"prediction must be one of {PREDICTIONS}; received {prediction!r}")
         if not isinstance(net, nn.Module):
@@ -181,6 +289,8 @@ class TorchScoreModel:
         self.data_range = tuple(data_range)
         self.source = source
         self._forward = forward
+        self.channels = None if channels is None else _positive_int("channels", channels)
+        self.size_multiple = _positive_int("size_multiple", size_multiple)
 
     def __repr__(self) -> str:
         return (f"TorchScoreModel({type(self.net).__name__}, process={self.process!r}, "
@@ -204,10 +314,27 @@ class TorchScoreModel:
                 return p.dtype
         return torch.float32
 
-    def _prepare(self, x_t: Any, t: Any, requires_grad: bool = False):
+    def _check_input(self, x_t: Any) -> tuple:
+        """Shape ``(*batch, C, H, W)`` with the network's ``C`` and sizes, floating dtype."""
+        check_floating("x_t", x_t)
         shape = tuple(x_t.shape)
+        c = "C" if self.channels is None else str(self.channels)
         if len(shape) < 3:
-            raise ValueError(f"x_t must have shape (*batch, C, H, W); received shape {shape}")
+            raise ValueError(f"x_t must have shape (*batch, {c}, H, W); received shape {shape}")
+        if self.channels is not None and shape[-3] != self.channels:
+            plural = "s" if self.channels != 1 else ""
+            raise ValueError(f"x_t must have {self.channels} channel{plural} (shape (*batch, "
+                             f"{c}, H, W)) for this network; received shape {shape}")
+        m = self.size_multiple
+        if m > 1 and (shape[-2] % m or shape[-1] % m):
+            raise ValueError(f"x_t must have height and width that are multiples of {m} for "
+                             f"this network; received shape {shape}")
+        if 0 in shape[-3:]:
+            raise ValueError(f"x_t must have non-empty C, H, W; received shape {shape}")
+        return shape
+
+    def _prepare(self, x_t: Any, t: Any, requires_grad: bool = False):
+        shape = self._check_input(x_t)
         batch = shape[:-3]
         x = to_torch(x_t, self.device, self.dtype).reshape(-1, *shape[-3:])
         tt = self._times(t, batch, x.shape[0])
@@ -218,9 +345,18 @@ class TorchScoreModel:
     def _times(self, t: Any, batch: tuple, n: int) -> torch.Tensor:
         time_dtype = torch.float32 if self.device.type == "mps" else torch.float64
         if isinstance(t, (int, float)) or (_is_numpy(t) and np.ndim(t) == 0):
-            if not math.isfinite(float(t)):
-                raise ValueError(f"t must be finite; received {t!r}")
+            if _is_numpy(t) and not (np.issubdtype(np.asarray(t).dtype, np.integer)
+                                     or np.issubdtype(np.asarray(t).dtype, np.floating)):
+                raise TypeError(f"t must be a real number; received {np.asarray(t).dtype} {t!r}")
+            # a scalar time is checked against the process (free: no device sync)
+            t = self.process.check_time(t if isinstance(t, bool) else float(t))
             return torch.full((n,), float(t), dtype=time_dtype, device=self.device)
+        if not is_array(t):
+            raise TypeError(f"t must be a number or an array of times; received "
+                            f"{type(t).__name__}")
+        xp = namespace(t=t)
+        if not xp.isdtype(t.dtype, ("integral", "real floating")):
+            raise TypeError(f"t must have a real (integer or floating) dtype; received {t.dtype}")
         tt = to_torch(t, self.device, time_dtype)
         try:
             tt = torch.broadcast_to(tt, batch)
@@ -273,6 +409,8 @@ class TorchScoreModel:
         array([[3., 3.],
                [3., 3.]])
         """
+        if not callable(cotangent):  # refuse before the forward pass
+            _check_cotangent(cotangent, x_t)
         x, tt, batch = self._prepare(x_t, t, requires_grad=True)
         with torch.enable_grad():
             pred, _ = self._split(self._run(x, tt), x.shape[1])
@@ -280,6 +418,7 @@ class TorchScoreModel:
             # DPS/PiGDM's cotangent depends on the prediction itself: one forward pass serves both
             if callable(cotangent):
                 cotangent = cotangent(out)
+            _check_cotangent(cotangent, out)
             v = to_torch(cotangent, self.device, self.dtype).reshape(x.shape)
             (pulled,) = torch.autograd.grad(pred, x, grad_outputs=v)
         return out, from_torch(pulled.reshape(*batch, *pulled.shape[1:]), x_t)
@@ -322,28 +461,51 @@ class TorchScoreModel:
         x, tt, batch = self._prepare(x_t, t)
         with torch.no_grad():
             pred, v = self._split(self._run(x, tt), x.shape[1])
-            log_beta, log_post = _log_variance_bounds(self.process, tt.cpu().double())
-            shape = (-1,) + (1,) * (v.ndim - 1)
-            log_beta = log_beta.to(v.device, v.dtype).reshape(shape)
-            log_post = log_post.to(v.device, v.dtype).reshape(shape)
+            if isinstance(t, (int, float)):  # the samplers' case: Python numbers, no device
+                # round trip (a .cpu() of a GPU tensor would wait for the GPU every step)
+                log_beta, log_post = _log_variance_bounds(self.process, float(t), math)
+            else:
+                log_beta, log_post = _log_variance_bounds(self.process, tt.cpu().double())
+                shape = (-1,) + (1,) * (v.ndim - 1)
+                log_beta = log_beta.to(v.device, v.dtype).reshape(shape)
+                log_post = log_post.to(v.device, v.dtype).reshape(shape)
             frac = (v + 1) / 2
             log_var = frac * log_beta + (1 - frac) * log_post
         return (from_torch(pred.reshape(*batch, *pred.shape[1:]), x_t),
                 from_torch(log_var.reshape(*batch, *log_var.shape[1:]), x_t))
 
 
-def _log_variance_bounds(process: VP, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``log beta_t`` and the clipped ``log beta~_t`` at (possibly fractional) steps ``t``."""
-    def log_ab(s):
-        return 2 * torch.log(process.a(s))
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer; received {value!r}")
+    return int(value)
 
-    t = t.clamp(1.0, process.t_max)
+
+def _check_cotangent(cotangent: Any, out: Any) -> None:
+    """The cotangent of a vjp: a floating array of the prediction's shape."""
+    check_floating("cotangent", cotangent)
+    if tuple(cotangent.shape) != tuple(out.shape):
+        raise ValueError(f"cotangent must have the shape of the prediction (that of x_t), "
+                         f"{tuple(out.shape)}; received shape {tuple(cotangent.shape)}")
+
+
+def _log_variance_bounds(process: VP, t, lib=torch):
+    """``log beta_t`` and the clipped ``log beta~_t`` at (possibly fractional) steps ``t``:
+    a tensor with ``lib=torch``, a Python float with ``lib=math``."""
+    def log_ab(s):
+        return 2 * lib.log(process.a(s))
+
+    if lib is math:
+        t = min(max(t, 1.0), process.t_max)
+        t2 = max(t, 2.0)
+    else:
+        t = t.clamp(1.0, process.t_max)
+        t2 = t.clamp(min=2.0)  # guided-diffusion: step 1 uses the posterior variance of step 2
     log_alpha = log_ab(t) - log_ab(t - 1)
-    log_beta = torch.log(-torch.expm1(log_alpha))
-    t2 = t.clamp(min=2.0)  # guided-diffusion: step 1 uses the posterior variance of step 2
+    log_beta = lib.log(-lib.expm1(log_alpha))
     la2 = log_ab(t2) - log_ab(t2 - 1)
-    log_post = (torch.log(-torch.expm1(la2)) + torch.log(-torch.expm1(log_ab(t2 - 1)))
-                - torch.log(-torch.expm1(log_ab(t2))))
+    log_post = (lib.log(-lib.expm1(la2)) + lib.log(-lib.expm1(log_ab(t2 - 1)))
+                - lib.log(-lib.expm1(log_ab(t2))))
     return log_beta, log_post
 
 
@@ -403,7 +565,8 @@ def adm(net: nn.Module, process: VP | None = None, *, class_labels: Any = None,
         return net(x, native, torch.broadcast_to(labels.to(x.device), (x.shape[0],)))
 
     return TorchScoreModel(net, process, "eps", forward=forward, learned_range=learned,
-                           data_range=(-1.0, 1.0), source=source)
+                           data_range=(-1.0, 1.0), source=source,
+                           channels=getattr(net, "in_channels", None))
 
 
 def ncsnv2(net: nn.Module, process: VE | None = None, *, source: str = "") -> TorchScoreModel:
@@ -437,7 +600,8 @@ def ncsnv2(net: nn.Module, process: VE | None = None, *, source: str = "") -> To
     if not isinstance(process, VE):
         raise TypeError(f"process must be a VE process; received {process!r}")
     return TorchScoreModel(net, process, "score", forward=_ncsnv2_forward,
-                           data_range=(0.0, 1.0), source=source)
+                           data_range=(0.0, 1.0), source=source,
+                           channels=getattr(net, "channels", None))
 
 
 def _ncsnv2_forward(net: nn.Module, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -475,7 +639,9 @@ def rectified(net: nn.Module, *, centered: bool = True, source: str = "") -> Tor
     (1, 3, 8, 8)
     """
     return TorchScoreModel(net, Flow.rectified(), "velocity", forward=_rectified_forward,
-                           data_range=(-1.0, 1.0) if centered else (0.0, 1.0), source=source)
+                           data_range=(-1.0, 1.0) if centered else (0.0, 1.0), source=source,
+                           channels=getattr(net, "num_channels", None),
+                           size_multiple=2 ** (getattr(net, "num_resolutions", 1) - 1))
 
 
 def _rectified_forward(net: nn.Module, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._config import as_dict
+from ._config import as_dict, as_float, as_int
 
 __all__ = ["ADMUNet", "build", "create_model_kwargs", "timestep_embedding"]
 
@@ -306,6 +306,29 @@ class ADMUNet(nn.Module):
         super().__init__()
         if dims != 2:
             raise ValueError(f"dims must be 2 (images); received {dims}")
+        where = "ADMUNet"
+        image_size = as_int(image_size, "image_size", where=where, low=1)
+        in_channels = as_int(in_channels, "in_channels", where=where, low=1)
+        model_channels = as_int(model_channels, "model_channels", where=where, low=1)
+        out_channels = as_int(out_channels, "out_channels", where=where, low=1)
+        num_res_blocks = as_int(num_res_blocks, "num_res_blocks", where=where, low=1)
+        num_heads = as_int(num_heads, "num_heads", where=where, low=1)
+        num_head_channels = as_int(num_head_channels, "num_head_channels", where=where, low=-1)
+        num_heads_upsample = as_int(num_heads_upsample, "num_heads_upsample", where=where,
+                                    low=-1)
+        if num_head_channels == 0 or num_heads_upsample == 0:
+            raise ValueError(f"{where} options 'num_head_channels' and 'num_heads_upsample' "
+                             "must be -1 or >= 1")
+        if num_classes is not None:
+            num_classes = as_int(num_classes, "num_classes", where=where, low=1)
+        dropout = as_float(dropout, "dropout", where=where, low=0.0)
+        channel_mult = tuple(as_float(m, "channel_mult", where=where, positive=True)
+                             for m in channel_mult)
+        if not channel_mult:
+            raise ValueError(f"{where} option 'channel_mult' must not be empty")
+        channel_mult = tuple(int(m) if m == int(m) else m for m in channel_mult)
+        attention_resolutions = tuple(as_int(r, "attention_resolutions", where=where, low=1)
+                                      for r in attention_resolutions)
         if num_heads_upsample == -1:
             num_heads_upsample = num_heads
         self.image_size = image_size
@@ -454,7 +477,8 @@ def create_model_kwargs(config: Any) -> dict:
     for key in ("image_size", "num_channels", "num_res_blocks"):
         if key not in cfg:
             raise ValueError(f"ADM config is missing '{key}'; received keys {sorted(cfg)}")
-    image_size = int(cfg["image_size"])
+    where = "ADM config"
+    image_size = as_int(cfg["image_size"], "image_size", where=where, low=1)
     mult = cfg.get("channel_mult", "")
     if mult in ("", None):
         if image_size not in _DEFAULT_CHANNEL_MULT:
@@ -464,31 +488,35 @@ def create_model_kwargs(config: Any) -> dict:
             )
         mult = _DEFAULT_CHANNEL_MULT[image_size]
     elif isinstance(mult, str):
-        mult = tuple(int(m) for m in mult.split(","))
+        mult = tuple(as_float(m, "channel_mult", where=where, positive=True)
+                     for m in mult.split(","))
     else:
         mult = tuple(mult)
     res = cfg.get("attention_resolutions", "16")
-    if isinstance(res, int):
+    if isinstance(res, (int, float)):
         res = [res]
     elif isinstance(res, str):
-        res = [int(r) for r in res.split(",")] if res else []
-    attention_ds = tuple(image_size // int(r) for r in res)
+        res = [r for r in res.split(",") if r.strip()]
+    res = [as_int(r, "attention_resolutions", where=where, low=1) for r in res]
+    attention_ds = tuple(image_size // r for r in res)
     learn_sigma = bool(cfg.get("learn_sigma", False))
     return dict(
         image_size=image_size,
         in_channels=3,
-        model_channels=int(cfg["num_channels"]),
+        model_channels=as_int(cfg["num_channels"], "num_channels", where=where, low=1),
         out_channels=6 if learn_sigma else 3,
-        num_res_blocks=int(cfg["num_res_blocks"]),
+        num_res_blocks=as_int(cfg["num_res_blocks"], "num_res_blocks", where=where, low=1),
         attention_resolutions=attention_ds,
-        dropout=float(cfg.get("dropout", 0.0)),
+        dropout=as_float(cfg.get("dropout", 0.0), "dropout", where=where, low=0.0),
         channel_mult=mult,
         num_classes=NUM_CLASSES if cfg.get("class_cond", False) else None,
         use_checkpoint=bool(cfg.get("use_checkpoint", False)),
         use_fp16=bool(cfg.get("use_fp16", False)),
-        num_heads=int(cfg.get("num_heads", 1)),
-        num_head_channels=int(cfg.get("num_head_channels", -1)),
-        num_heads_upsample=int(cfg.get("num_heads_upsample", -1)),
+        num_heads=as_int(cfg.get("num_heads", 1), "num_heads", where=where, low=1),
+        num_head_channels=as_int(cfg.get("num_head_channels", -1), "num_head_channels",
+                                 where=where, low=-1),
+        num_heads_upsample=as_int(cfg.get("num_heads_upsample", -1), "num_heads_upsample",
+                                  where=where, low=-1),
         use_scale_shift_norm=bool(cfg.get("use_scale_shift_norm", False)),
         resblock_updown=bool(cfg.get("resblock_updown", False)),
         use_new_attention_order=bool(cfg.get("use_new_attention_order", False)),

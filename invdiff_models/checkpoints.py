@@ -465,8 +465,14 @@ def load_network(path: str | os.PathLike, arch: str, config: Any, *, ema: bool =
     from . import adm, ncsnpp, ncsnv2
 
     builders = {"adm": adm.build, "ncsnv2": ncsnv2.build, "ncsnpp": ncsnpp.build}
-    if arch not in builders:
+    from .adapter import as_path, torch_device
+
+    if not isinstance(arch, str) or arch not in builders:
         raise ValueError(f"arch must be one of {ARCHITECTURES}; received {arch!r}")
+    path = as_path("path", path)
+    if not os.path.isfile(path):  # before building a possibly large network
+        raise FileNotFoundError(f"checkpoint file not found: {path!r}")
+    device = torch_device(device, allow_none=True)
     net = builders[arch](config)
     weights = load_weights(net, path, arch=arch, ema=ema)
     if device is not None:
@@ -532,6 +538,8 @@ def load_checkpoint(path: str | os.PathLike, arch: str, config: Any, *, ema: boo
     from . import adapter
     from ._config import as_dict
 
+    if not isinstance(arch, str) or arch not in ARCHITECTURES:
+        raise ValueError(f"arch must be one of {ARCHITECTURES}; received {arch!r}")
     if arch == "ncsnpp":
         cfg = as_dict(config)
         cfg = cfg.get("config", cfg) if isinstance(cfg.get("config"), dict) else cfg

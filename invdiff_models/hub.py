@@ -14,9 +14,11 @@ import torch
 
 from invdiff.processes import VP
 
-from .adapter import TorchScoreModel
+from .adapter import TorchScoreModel, as_path, torch_device, torch_dtype
 
 __all__ = ["from_diffusers"]
+
+_SHOW = 5  # how many offending keys an error message lists
 
 _INSTALL_HINT = (
     "invdiff_models.hub needs the optional dependency 'diffusers'; install it with "
@@ -63,8 +65,10 @@ def _prediction_forward(kind: str, process: VP):
         def call_v(net, x, t):
             out = call(net, x, t)
             c = x.shape[1]
-            a = process.a(t).to(x.dtype).reshape(-1, 1, 1, 1)
-            b = process.b(t).to(x.dtype).reshape(-1, 1, 1, 1)
+            # the adapter checked the times; no per-step host synchronisation here
+            a, b = process._ab_unchecked(t)
+            a = a.to(x.dtype).reshape(-1, 1, 1, 1)
+            b = b.to(x.dtype).reshape(-1, 1, 1, 1)
             eps = a * out[:, :c] + b * x
             return torch.cat([eps, out[:, c:]], dim=1) if out.shape[1] > c else eps
 
@@ -73,6 +77,53 @@ def _prediction_forward(kind: str, process: VP):
         f"scheduler prediction_type={kind!r} is not supported; expected 'epsilon', 'sample' "
         "or 'v_prediction'"
     )
+
+
+def _read_json(path: str) -> dict:
+    """A JSON object from ``path``, or a ``CheckpointError`` naming the file."""
+    from .checkpoints import CheckpointError
+
+    try:
+        with open(path) as f:
+            obj = json.load(f)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path!r} is not valid JSON ({e})") from e
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path!r} must hold a JSON object; it holds a "
+                              f"{type(obj).__name__}")
+    return obj
+
+
+def _load_unet(diffusers, unet_dir: str):
+    """``UNet2DModel.from_pretrained`` that refuses weights which do not match the config.
+
+    diffusers only logs a warning for missing or unexpected keys and leaves the missing
+    layers randomly initialised; a prior with random layers gives wrong answers silently.
+    """
+    from .checkpoints import CheckpointError
+
+    try:
+        net, info = diffusers.UNet2DModel.from_pretrained(
+            unet_dir, local_files_only=True, output_loading_info=True)
+    except (OSError, RuntimeError, ValueError) as e:
+        raise CheckpointError(f"cannot load the UNet2DModel weights in {unet_dir!r}: "
+                              f"{type(e).__name__}: {str(e)[:400]}") from e
+    problems = []
+    for key, what in (("missing_keys", "missing from the weights"),
+                      ("unexpected_keys", "in the weights but not in the config's network"),
+                      ("mismatched_keys", "of another shape than the config's network")):
+        keys = sorted(k if isinstance(k, str) else k[0] for k in info.get(key) or [])
+        if keys:
+            shown = ", ".join(keys[:_SHOW]) + (", ..." if len(keys) > _SHOW else "")
+            problems.append(f"{len(keys)} keys {what} ({shown})")
+    if info.get("error_msgs"):
+        problems.append("; ".join(str(m) for m in info["error_msgs"])[:300])
+    if problems:
+        raise CheckpointError(
+            f"the weights in {unet_dir!r} do not match its config.json: "
+            + "; ".join(problems) + ". Layers without weights would stay randomly "
+            "initialised, so the folder is refused (fix config.json to match the weights)")
+    return net
 
 
 def from_diffusers(folder: str | os.PathLike, *, device: Any = None,
@@ -105,6 +156,12 @@ def from_diffusers(folder: str | os.PathLike, *, device: Any = None,
     ------
     ImportError
         If diffusers is not installed (names the ``invdiff[models]`` extra).
+    FileNotFoundError
+        If ``folder`` holds no ``config.json`` of a UNet2DModel.
+    invdiff_models.checkpoints.CheckpointError
+        (a ``ValueError``) if the weights are unreadable or do not match ``config.json``:
+        missing, unexpected or differently shaped keys are listed (diffusers itself only warns
+        and leaves the missing layers randomly initialised).
 
     Examples
     --------
@@ -122,13 +179,16 @@ def from_diffusers(folder: str | os.PathLike, *, device: Any = None,
     (100, 'eps', (1, 1, 8, 8))
     """
     diffusers = _diffusers()
-    folder = os.fspath(folder)
+    folder = as_path("folder", folder)
+    device, dtype = torch_device(device, allow_none=True), torch_dtype(dtype)
+    if process is not None and not isinstance(process, VP):
+        raise TypeError(f"process must be a VP process or None; received {process!r}")
     unet_dir, sched_dir = _find(folder)
-    with open(os.path.join(unet_dir, "config.json")) as f:
-        cls_name = json.load(f).get("_class_name", "UNet2DModel")
+    cls_name = _read_json(os.path.join(unet_dir, "config.json")).get("_class_name",
+                                                                     "UNet2DModel")
     if cls_name != "UNet2DModel":
         raise NotImplementedError(f"{unet_dir!r} holds a {cls_name}; only UNet2DModel is supported")
-    net = diffusers.UNet2DModel.from_pretrained(unet_dir, local_files_only=True)
+    net = _load_unet(diffusers, unet_dir)
     if getattr(net.config, "num_class_embeds", None) or getattr(
             net.config, "class_embed_type", None):
         raise NotImplementedError("class-conditional UNet2DModel is not supported")
@@ -137,11 +197,12 @@ def from_diffusers(folder: str | os.PathLike, *, device: Any = None,
 
     kind, variance = "epsilon", "fixed_small"
     if sched_dir is not None:
-        with open(os.path.join(sched_dir, "scheduler_config.json")) as f:
-            sched_name = json.load(f).get("_class_name", "DDPMScheduler")
-        sched_cls = getattr(diffusers, sched_name, None)
-        if sched_cls is None:
-            raise NotImplementedError(f"unknown scheduler class {sched_name!r}")
+        sched_name = _read_json(os.path.join(sched_dir, "scheduler_config.json")).get(
+            "_class_name", "DDPMScheduler")
+        sched_cls = getattr(diffusers, str(sched_name), None)
+        if not (isinstance(sched_cls, type) and issubclass(sched_cls, diffusers.SchedulerMixin)):
+            raise NotImplementedError(f"unknown scheduler class {sched_name!r} in "
+                                      f"{os.path.join(sched_dir, 'scheduler_config.json')!r}")
         scheduler = sched_cls.from_pretrained(sched_dir, local_files_only=True)
         if not hasattr(scheduler, "betas"):
             raise NotImplementedError(f"{sched_name} has no beta schedule (not a VP scheduler)")
@@ -162,5 +223,7 @@ def from_diffusers(folder: str | os.PathLike, *, device: Any = None,
     if not learned and c_out != c_in:
         raise ValueError(f"UNet out_channels={c_out} must equal in_channels={c_in} (or twice it)")
     prediction = "x0" if kind == "sample" else "eps"
+    levels = len(getattr(net.config, "block_out_channels", None) or (1,))
     return TorchScoreModel(net, process, prediction, forward=_prediction_forward(kind, process),
-                           learned_range=learned, source=f"diffusers folder {folder!r}")
+                           learned_range=learned, source=f"diffusers folder {folder!r}",
+                           channels=c_in, size_multiple=2 ** (levels - 1))

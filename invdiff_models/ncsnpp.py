@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._config import as_dict, require, section
+from ._config import as_dict, as_float, as_int, require, section
 
 __all__ = ["NCSNpp", "build", "upfirdn2d"]
 
@@ -308,12 +308,18 @@ class NCSNpp(nn.Module):
         super().__init__()
         m, d = config["model"], config["data"]
         get = m.get
-        self.nf = nf = int(require(m, "nf", where="NCSN++ config model"))
-        ch_mult = list(get("ch_mult", (1, 2, 2, 2)))
-        self.num_res_blocks = nrb = int(get("num_res_blocks", 4))
-        self.attn_resolutions = attn = tuple(int(r) for r in get("attn_resolutions", (16,)))
-        image_size = int(require(d, "image_size", where="NCSN++ config data"))
-        channels = int(d.get("num_channels", 3))
+        wm, wd = "NCSN++ config model", "NCSN++ config data"
+        self.nf = nf = as_int(require(m, "nf", where=wm), "nf", where=wm, low=1)
+        ch_mult = [as_int(v, "ch_mult", where=wm, low=1) for v in get("ch_mult", (1, 2, 2, 2))]
+        if not ch_mult:
+            raise ValueError(f"{wm} option 'ch_mult' must not be empty")
+        self.num_res_blocks = nrb = as_int(get("num_res_blocks", 4), "num_res_blocks",
+                                           where=wm, low=1)
+        self.attn_resolutions = attn = tuple(as_int(r, "attn_resolutions", where=wm, low=1)
+                                             for r in get("attn_resolutions", (16,)))
+        image_size = as_int(require(d, "image_size", where=wd), "image_size", where=wd, low=1)
+        channels = as_int(d.get("num_channels", 3), "num_channels", where=wd, low=1)
+        self.num_channels = channels
         self.centered = bool(d.get("centered", False))
         self.num_resolutions = n_res = len(ch_mult)
         resolutions = [image_size // 2 ** i for i in range(n_res)]
@@ -325,8 +331,8 @@ class NCSNpp(nn.Module):
         combine = str(get("progressive_combine", "sum")).lower()
         fir, fir_kernel = bool(get("fir", False)), tuple(get("fir_kernel", (1, 3, 3, 1)))
         skip_rescale = bool(get("skip_rescale", True))
-        init_scale = float(get("init_scale", 0.0))
-        dropout = float(get("dropout", 0.0))
+        init_scale = as_float(get("init_scale", 0.0), "init_scale", where=wm, low=0.0)
+        dropout = as_float(get("dropout", 0.0), "dropout", where=wm, low=0.0)
         self._check_supported(m, emb_type, combine)
         name = str(get("nonlinearity", "swish")).lower()
         if name not in _ACTS:
@@ -334,14 +340,16 @@ class NCSNpp(nn.Module):
                              f"received {name!r}")
         self.act = act = _ACTS[name]()
 
-        sig = np.exp(np.linspace(np.log(float(get("sigma_max", 50.0))),
-                                 np.log(float(get("sigma_min", 0.01))),
-                                 int(get("num_scales", 1000))))
+        sig = np.exp(np.linspace(
+            np.log(as_float(get("sigma_max", 50.0), "sigma_max", where=wm, positive=True)),
+            np.log(as_float(get("sigma_min", 0.01), "sigma_min", where=wm, positive=True)),
+            as_int(get("num_scales", 1000), "num_scales", where=wm, low=1)))
         self.register_buffer("sigmas", torch.tensor(sig))  # float64, as the original
 
         modules: list[nn.Module] = []
         if emb_type == "fourier":
-            modules.append(_GaussianFourierProjection(nf, float(get("fourier_scale", 16.0))))
+            modules.append(_GaussianFourierProjection(
+                nf, as_float(get("fourier_scale", 16.0), "fourier_scale", where=wm)))
             embed_dim = 2 * nf
         else:
             embed_dim = nf

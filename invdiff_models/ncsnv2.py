@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._config import as_dict, require, section
+from ._config import as_dict, as_float, as_int, require, section
 
 __all__ = ["NCSNv2", "build", "get_sigmas"]
 
@@ -354,13 +354,20 @@ def build(config: Any) -> NCSNv2:
         )
     if model.get("spec_norm", False):
         raise NotImplementedError("model.spec_norm=True is not implemented")
-    sigmas = get_sigmas(float(require(model, "sigma_begin", where=where)),
-                        float(require(model, "sigma_end", where=where)),
-                        int(require(model, "num_classes", where=where)),
+    begin = as_float(require(model, "sigma_begin", where=where), "sigma_begin", where=where,
+                     positive=True)
+    end = as_float(require(model, "sigma_end", where=where), "sigma_end", where=where,
+                   positive=True)
+    if not end < begin:
+        raise ValueError(f"{where} needs sigma_end < sigma_begin; received sigma_begin={begin}, "
+                         f"sigma_end={end}")
+    sigmas = get_sigmas(begin, end,
+                        as_int(require(model, "num_classes", where=where), "num_classes",
+                               where=where, low=2),
                         model.get("sigma_dist", "geometric"))
     return NCSNv2(
-        channels=int(require(data, "channels", where=where)),
-        ngf=int(require(model, "ngf", where=where)),
+        channels=as_int(require(data, "channels", where=where), "channels", where=where, low=1),
+        ngf=as_int(require(model, "ngf", where=where), "ngf", where=where, low=1),
         sigmas=sigmas,
         nonlinearity=model.get("nonlinearity", "elu"),
         rescaled=bool(data.get("rescaled", False) or data.get("logit_transform", False)),

@@ -19,11 +19,13 @@ from pathlib import Path
 
 from invdiff.processes import VP
 
+from ._config import as_int
 from .adapter import TorchScoreModel
 from .bundled import HERE as BUNDLED_DIR
 from .bundled import available as _bundled_available
 from .bundled import card as _bundled_card
 from .bundled import load_network, metadata
+from .checkpoints import CheckpointError
 
 __all__ = ["load", "available", "card", "cards", "summary", "LOADERS"]
 
@@ -69,10 +71,15 @@ def available(folder=None) -> list[str]:
 
 def _process(meta: dict) -> VP:
     spec = meta.get("process", {})
-    if spec.get("kind") != "VP" or spec.get("schedule") != "linear":
-        raise ValueError(f"process of a bundled prior must be the VP linear schedule; the "
-                         f"sidecar of {meta.get('name')!r} says {spec!r}")
-    return VP.linear(int(spec["T"]), float(spec["beta_start"]), float(spec["beta_end"]))
+    if not isinstance(spec, dict) or spec.get("kind") != "VP" or \
+            spec.get("schedule") != "linear":
+        raise CheckpointError(f"process of a bundled prior must be the VP linear schedule; the "
+                              f"sidecar of {meta.get('name')!r} says {spec!r}")
+    try:
+        return VP.linear(spec["T"], spec["beta_start"], spec["beta_end"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"sidecar of {meta.get('name')!r} has a bad process {spec!r}: "
+                              f"{type(e).__name__}: {e}") from e
 
 
 def _forward(net, x, t):
@@ -90,8 +97,9 @@ def load(name: str, device="cpu", *, dtype=None, folder=None) -> TorchScoreModel
         any size that is a multiple of 8).
     device : str or torch.device, default "cpu"
         Where the network runs (``"cuda"`` for a GPU).
-    dtype : torch.dtype, optional
-        Network dtype (float32 by default; the file stores float16).
+    dtype : torch.dtype or str, optional
+        Network dtype (float32 by default; the file stores float16); ``"float64"`` etc.
+        are accepted too.
     folder : path-like, optional
         Read ``NAME.safetensors`` + ``NAME.json`` from this folder instead of the package.
 
@@ -106,9 +114,16 @@ def load(name: str, device="cpu", *, dtype=None, folder=None) -> TorchScoreModel
 
     Raises
     ------
+    TypeError
+        ``name`` not a string, ``device``/``dtype`` of the wrong type.
     ValueError
-        Unknown ``name`` (the message lists the available ones) or a sidecar this loader does
-        not understand.
+        Unknown ``name`` (the message lists the available ones), a ``device`` this machine
+        lacks, a non-floating ``dtype``.
+    FileNotFoundError
+        ``folder`` does not exist.
+    invdiff_models.checkpoints.CheckpointError
+        (a ``ValueError``) for a truncated or foreign weights file, a sidecar this loader does
+        not understand, or weights that do not match the sidecar's network.
 
     Notes
     -----
@@ -128,18 +143,30 @@ def load(name: str, device="cpu", *, dtype=None, folder=None) -> TorchScoreModel
     ...     print((2, 1, 28, 28), "eps", (-1.0, 1.0))
     (2, 1, 28, 28) eps (-1.0, 1.0)
     """
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str, one of {available()}; received "
+                        f"{type(name).__name__}")
     net, meta = load_network(name, device=device, dtype=dtype, folder=folder)
     if meta.get("prediction") != "eps":
-        raise ValueError(f"prediction of bundled prior {name!r} must be 'eps'; the sidecar "
-                         f"says {meta.get('prediction')!r}")
+        raise CheckpointError(f"prediction of bundled prior {name!r} must be 'eps'; the "
+                              f"sidecar says {meta.get('prediction')!r}")
     source = str(Path(folder or BUNDLED_DIR) / f"{name}.safetensors")
+    where = f"sidecar of {name!r}"
+    try:
+        channels = as_int(meta.get("channels", meta["config"].get("in_channels")), "channels",
+                          where=where, low=1)
+        multiple = as_int(meta.get("size_multiple") or 1, "size_multiple", where=where, low=1)
+        image_size = meta.get("image_size")
+        if image_size is not None:
+            image_size = as_int(image_size, "image_size", where=where, low=1)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(str(e)) from e
     model = TorchScoreModel(net, _process(meta), "eps", forward=_forward,
-                            data_range=meta["data_range"], source=source)
+                            data_range=meta["data_range"], source=source, channels=channels,
+                            size_multiple=multiple)
     model.name = name
     model.metadata = meta
-    model.channels = int(meta.get("channels", meta["config"]["in_channels"]))
-    model.image_size = meta.get("image_size")
-    model.size_multiple = int(meta.get("size_multiple") or 1)
+    model.image_size = image_size
     return model
 
 

@@ -58,6 +58,8 @@ __all__ = [
     "default_mnist_dir",
     "train",
     "export",
+    "read_checkpoint",
+    "CHECKPOINT_KEYS",
     "main",
 ]
 
@@ -339,6 +341,98 @@ def _metadata(name: str, recipe: dict, state: dict) -> dict:
     }
 
 
+#: What ``ckpt.pt`` holds (tensors, dicts, lists, numbers and strings only).
+CHECKPOINT_KEYS = ("recipe", "model", "ema", "opt", "state", "gen", "torch_rng")
+
+
+def read_checkpoint(path) -> dict:
+    """Read a training checkpoint (``ckpt.pt``) without executing code from it.
+
+    The file goes through :func:`invdiff_models.checkpoints.read_file`, i.e.
+    ``torch.load(weights_only=True)``: tensors, plain containers, numbers and strings load;
+    any other pickled object (which could run code when unpickled) is refused. The only extra
+    type allowed is ``torch.torch_version.TorchVersion`` (a ``str`` subclass that older
+    checkpoints of this recipe stored as the torch version).
+
+    Parameters
+    ----------
+    path : path-like
+        ``OUT/ckpt.pt`` written by :func:`train`.
+
+    Returns
+    -------
+    dict
+        With the keys of :data:`CHECKPOINT_KEYS`.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    invdiff_models.checkpoints.CheckpointError
+        (a ``ValueError``) for a truncated, foreign or unsafe file, or one without the keys
+        this recipe writes.
+
+    Examples
+    --------
+    >>> import os, tempfile, torch
+    >>> from invdiff_models.training import read_checkpoint
+    >>> path = os.path.join(tempfile.mkdtemp(), "ckpt.pt")
+    >>> torch.save({"model": {}}, path)
+    >>> try:
+    ...     read_checkpoint(path)
+    ... except ValueError as e:
+    ...     print(str(e).split("; ")[-1])
+    missing 'recipe', 'ema', 'opt', 'state', 'gen', 'torch_rng'
+    """
+    from torch.torch_version import TorchVersion
+
+    from .checkpoints import CheckpointError, read_file
+
+    with torch.serialization.safe_globals([TorchVersion]):
+        ck = read_file(path)
+    if not isinstance(ck, dict):
+        raise CheckpointError(f"{os.fspath(path)!r} is not a training checkpoint of "
+                              f"invdiff_models.training: it holds a {type(ck).__name__}, "
+                              "not a dict")
+    missing = [k for k in CHECKPOINT_KEYS if k not in ck]
+    if missing:
+        found = ", ".join(repr(k) for k in list(ck)[:8])
+        raise CheckpointError(
+            f"{os.fspath(path)!r} is not a training checkpoint of invdiff_models.training: "
+            f"it holds {found or 'nothing'}; missing {', '.join(repr(k) for k in missing)}")
+    for key in ("recipe", "state", "model", "ema", "opt"):
+        if not isinstance(ck[key], dict):
+            raise CheckpointError(f"{os.fspath(path)!r}: '{key}' must be a dict; it is a "
+                                  f"{type(ck[key]).__name__}")
+    for key in ("model", "ema"):
+        if not all(isinstance(v, torch.Tensor) for v in ck[key].values()):
+            raise CheckpointError(f"{os.fspath(path)!r}: '{key}' must map names to tensors")
+    if not isinstance(ck["recipe"].get("config"), dict) or "data" not in ck["recipe"]:
+        raise CheckpointError(f"{os.fspath(path)!r}: 'recipe' lacks its 'config' or 'data'")
+    return ck
+
+
+def _resume(path: Path, name: str, net, ema, opt, gen, state: dict) -> None:
+    """Load ``path`` into the modules, optimizer, generators and ``state`` (or refuse)."""
+    from .checkpoints import CheckpointError
+
+    ck = read_checkpoint(path)
+    if ck["recipe"].get("config") != RECIPES[name]["config"]:
+        raise CheckpointError(f"{os.fspath(path)!r} was written by a recipe with another "
+                              f"network config than {name!r}; refusing to resume from it")
+    try:
+        net.load_state_dict(ck["model"])
+        ema.load_state_dict(ck["ema"])
+        opt.load_state_dict(ck["opt"])
+        gen.set_state(ck["gen"])
+        torch.set_rng_state(ck["torch_rng"])
+        state.update({k: ck["state"][k] for k in ("steps_done", "wall_seconds",
+                                                  "started_utc", "final_loss_ema")})
+    except (RuntimeError, KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"cannot resume from {os.fspath(path)!r}: "
+                              f"{type(e).__name__}: {str(e)[:300]}") from e
+
+
 def export(name: str, out_dir, bundle_dir=None) -> Path:
     """Write the EMA weights of ``out_dir/ckpt.pt`` as fp16 safetensors + JSON sidecar.
 
@@ -352,7 +446,7 @@ def export(name: str, out_dir, bundle_dir=None) -> Path:
     from safetensors.torch import save_file
 
     out_dir = Path(out_dir)
-    ckpt = torch.load(out_dir / "ckpt.pt", map_location="cpu", weights_only=False)
+    ckpt = read_checkpoint(out_dir / "ckpt.pt")
     recipe = ckpt["recipe"]
     tensors = {k: v.detach().to(torch.float16).contiguous() for k, v in ckpt["ema"].items()}
     meta = _metadata(name, recipe, ckpt["state"])
@@ -429,26 +523,19 @@ def train(name: str, out_dir, *, data_dir=None, steps=None, deadline=None, threa
     net = UNet(**recipe["config"])
     ema = copy.deepcopy(net).requires_grad_(False)
     opt = torch.optim.Adam(net.parameters(), lr=recipe["lr"])
+    state = {"steps_done": 0, "steps_planned": recipe["steps"], "stopped_by": None,
+             "wall_seconds": 0.0, "started_utc": _utcnow(), "final_loss_ema": None,
+             "threads": int(threads), "parameters": count_parameters(net),
+             "torch": str(torch.__version__), "python": platform.python_version(),
+             "machine": f"{platform.machine()} {platform.processor() or ''}".strip()}
+    if resume and (out_dir / "ckpt.pt").is_file():
+        # before the data are read: a foreign or broken checkpoint fails fast
+        _resume(out_dir / "ckpt.pt", name, net, ema, opt, gen, state)
+        log(f"resumed at step {state['steps_done']}")
     if recipe["data"] == "mnist":
         sample = _MnistSampler(data_dir or default_mnist_dir(), gen)
     else:
         sample = _CropSampler(recipe["scales"], recipe["image_size"], gen)
-
-    state = {"steps_done": 0, "steps_planned": recipe["steps"], "stopped_by": None,
-             "wall_seconds": 0.0, "started_utc": _utcnow(), "final_loss_ema": None,
-             "threads": int(threads), "parameters": count_parameters(net),
-             "torch": torch.__version__, "python": platform.python_version(),
-             "machine": f"{platform.machine()} {platform.processor() or ''}".strip()}
-    if resume and (out_dir / "ckpt.pt").is_file():
-        ck = torch.load(out_dir / "ckpt.pt", map_location="cpu", weights_only=False)
-        net.load_state_dict(ck["model"])
-        ema.load_state_dict(ck["ema"])
-        opt.load_state_dict(ck["opt"])
-        gen.set_state(ck["gen"])
-        torch.set_rng_state(ck["torch_rng"])
-        state.update({k: ck["state"][k] for k in ("steps_done", "wall_seconds", "started_utc",
-                                                  "final_loss_ema")})
-        log(f"resumed at step {state['steps_done']}")
 
     stop = {"signal": False}
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.update(signal=True))

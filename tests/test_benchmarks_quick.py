@@ -2,15 +2,17 @@
 
 Slow (up to about a minute each on one CPU thread), so outside the default run; CI runs them
 with ``pytest -m slow tests/test_benchmarks_quick.py``. ``validity`` needs nothing; ``speed``
-needs the MNIST prior; ``quantized_cs`` also needs the MNIST test file (``$INVDIFF_MNIST_DIR``
-or ``../shared/data/mnist``); ``restoration`` uses MNIST when it has it, else the bundled
-natural crops. The prior is the bundled one, or the export folder named by
-``$INVDIFF_BENCH_WEIGHTS`` (e.g. an unfinished training run); what is missing skips.
-Results go to a temporary folder, not ``benchmarks/results``.
+needs the MNIST prior; ``quantized_cs`` also needs the MNIST test file (``$INVDIFF_MNIST_DIR``,
+or found in ``shared/data/mnist`` next to the checkout); ``restoration`` uses MNIST when it
+has it, else the bundled natural crops. The prior is the bundled one, or the export folder
+named by ``$INVDIFF_BENCH_WEIGHTS`` (e.g. an unfinished training run); what is missing skips.
+Results go to a temporary folder (``--results-dir``); one run checks the default, the
+gitignored ``benchmarks/results/quick/``, and that no committed result changes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -82,6 +84,8 @@ def test_restoration_quick(tmp_path):
         assert r["n_finite"] == 8, (r["task"], r["method"])
         assert math.isfinite(r["psnr_mean"]) and 0.0 < r["ssim_mean"] <= 1.0
         assert r["seconds_per_image"] > 0
+        # the data fit of every image: a ratio to the noise level, never zero or negative
+        assert len(r["consistency"]) == 8 and r["consistency_mean"] > 0.1
     # the baselines picked their lambda on validation images from the grid
     grid = payload["settings"]["lambda_grid"]
     assert all(r["lambda"] in grid for r in rows if r["family"] == "sparsity")
@@ -123,6 +127,21 @@ def test_validity_quick(tmp_path):
         assert r["nfe"] is None or r["nfe"] > 0
 
 
+def test_validation_choices_quick(tmp_path):
+    dataset = "mnist" if _has_mnist() else "natural"
+    weights = _prior(dataset)
+    from benchmarks import validation_choices
+
+    args = ["--quick", "--datasets", dataset, "--results-dir", str(tmp_path)]
+    rows, chosen = validation_choices.main(args + (["--weights-dir", weights] if weights else []))
+    payload = _load(tmp_path, "validation_choices-quick", examples=False)
+    assert len(payload["rows"]) == len(rows) > 0
+    # one row per task and candidate; each method's pick is one of its candidates
+    assert {r["method"] for r in rows} == {"DPS-flow", "PiGDM"}
+    assert chosen["DPS-flow"]["best"] in {r["setting"] for r in rows if r["method"] == "DPS-flow"}
+    assert payload["settings"]["picks"] == {m: c["best"] for m, c in chosen.items()}
+
+
 def test_speed_quick(tmp_path):
     weights = _prior("mnist")
     from benchmarks import speed
@@ -135,4 +154,43 @@ def test_speed_quick(tmp_path):
                             "QCS-SGM", "QCS-SGM+ (EP 5)"}
     assert methods["DMPS"]["time_vs_dmps"] == 1.0
     assert all(r["nfe"] > 0 and r["seconds_per_image"] > 0 for r in methods.values())
-    assert len(payload["rows"]["ep"]) == 3
+    ep = payload["rows"]["ep"]
+    assert len(ep) == 3 * 2 * 2  # M x batch (1, 16) x backend (torch, numpy)
+    assert all(r["ep"] > 0 and r["floor"] > 0 for r in ep)
+    ops = payload["rows"]["op_counts"]
+    # the vectorised truncated-normal moments: a few hundred operations per EP call (was 4532)
+    assert 0 < ops["ep_call_1bit"] < ops["ep_call_3bit"] < 1500 and ops["dmps_step"] > 0
+
+
+def test_gpu_quick(tmp_path):
+    """The prepared GPU check runs end to end on the CPU (tiny ADM, few steps, small EP)."""
+    from benchmarks import gpu
+
+    rows = gpu.main(["--device", "cpu", "--quick", "--results-dir", str(tmp_path)])
+    payload = json.loads((tmp_path / "gpu-quick.json").read_text())
+    assert (tmp_path / "gpu-quick.md").read_text().startswith("# gpu-quick")
+    tests = rows["tests"]
+    assert tests["exit_code"] in (0, 5) and tests["counts"].get("failed", 0) == 0
+    assert tests["counts"]["skipped"] > 0  # the CUDA/CuPy parameters, without a GPU
+    adm = rows["adm"]
+    assert [r["method"] for r in adm["runs"]] == ["dmps", "dps"]
+    assert all(r["finite"] and r["seconds"] > 0 for r in adm["runs"])
+    assert adm["syncs_per_dmps_step"] == 0
+    assert len(rows["ep"]) == 2 and all(r["ep_ms"] > 0 for r in rows["ep"])
+    assert "skipped" in rows["cupy"] or rows["cupy"]["finite"]
+    assert len(payload["table"]) >= 7
+
+
+def test_quick_without_results_dir_leaves_committed_results_alone():
+    """``--quick`` with no ``--results-dir`` writes to ``benchmarks/results/quick/`` only."""
+    from benchmarks import _common, sampler_overhead
+
+    def digests():
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in _common.RESULTS.glob("*") if p.is_file()}
+
+    before = digests()
+    sampler_overhead.main(["--quick"])
+    assert digests() == before
+    out = _common.QUICK_RESULTS / "sampler_overhead-quick.json"
+    assert json.loads(out.read_text())["name"] == "sampler_overhead-quick"

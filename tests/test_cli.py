@@ -20,49 +20,19 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("safetensors")
 PIL_Image = pytest.importorskip("PIL.Image")
 
+from _cli_helpers import export_tiny_priors  # noqa: E402
+
 from invdiff import _tasks  # noqa: E402
 from invdiff.cli import main  # noqa: E402
 
 SHARED = pathlib.Path(os.environ.get("INVDIFF_SHARED",
                                      pathlib.Path(__file__).resolve().parents[2] / "shared"))
-_PROCESS = {"kind": "VP", "schedule": "linear", "T": 1000, "beta_start": 1e-4,
-            "beta_end": 0.02}
-
-
-def _export(folder, name, config, channels, image_size, size_multiple, seed):
-    from safetensors.torch import save_file
-
-    from invdiff_models.unet import UNet
-
-    torch.manual_seed(seed)
-    net = UNet(**config)
-    with torch.no_grad():  # the last conv is zero-initialised: make the output depend on x
-        for p in net.parameters():
-            p.add_(0.01 * torch.randn_like(p))
-    save_file({k: v.half().contiguous() for k, v in net.state_dict().items()},
-              str(folder / f"{name}.safetensors"))
-    meta = {"name": name, "architecture": "invdiff_models.unet.UNet", "config": config,
-            "parameters": sum(p.numel() for p in net.parameters()), "process": _PROCESS,
-            "prediction": "eps", "data_range": [-1.0, 1.0], "channels": channels,
-            "image_size": image_size, "size_multiple": size_multiple,
-            "recipe": {"data": name, "batch_size": 2, "lr": 1e-3, "seed": seed},
-            "training": {"steps_done": 0, "steps_planned": 0, "wall_seconds": 0.0,
-                         "final_loss_ema": None, "stopped_by": None}}
-    (folder / f"{name}.json").write_text(json.dumps(meta))
 
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
     """Tiny random priors named like the bundled ones: natural (RGB, x8) and mnist (28x28)."""
-    folder = tmp_path_factory.mktemp("weights")
-    # two levels only (fast); the sidecar still declares the bundled size rules
-    _export(folder, "natural", {"in_channels": 3, "base_channels": 8, "channel_mults": [1, 2],
-                                "num_res_blocks": 1, "attention_levels": [], "groups": 4,
-                                "dropout": 0.0}, 3, None, 8, seed=0)
-    _export(folder, "mnist", {"in_channels": 1, "base_channels": 8, "channel_mults": [1, 2],
-                              "num_res_blocks": 1, "attention_levels": [1], "groups": 4,
-                              "dropout": 0.0}, 1, 28, 4, seed=1)
-    return str(folder)
+    return str(export_tiny_priors(tmp_path_factory.mktemp("weights")))
 
 
 def _png(path, array):
@@ -120,27 +90,34 @@ def test_models_command(weights, capsys):
 
 
 def test_help_texts(capsys):
-    with pytest.raises(SystemExit) as e:
-        main(["--help"])
-    assert e.value.code == 0
+    assert main(["--help"]) == 0
     assert "restore" in capsys.readouterr().out
-    with pytest.raises(SystemExit):
-        main(["restore", "--help"])
+    assert main(["restore", "--help"]) == 0
     text = capsys.readouterr().out
     for task in _tasks.TASKS:
         assert task in text
     assert "low-resolution image" in text and "_ci90.png" in text
+    for option in ("--checkpoint", "--arch", "--config", "--force", "--dry-run", "--debug",
+                   "--batch-size", "scale bar"):
+        assert option in text
 
 
-def test_train_delegates_to_training_main(monkeypatch):
+def test_train_delegates_to_training_main(monkeypatch, tmp_path):
     from invdiff_models import training
 
     seen = []
     monkeypatch.setattr(training, "main", lambda argv=None: seen.append(argv) or 0)
-    assert main(["train", "mnist", "--steps", "2", "--out-dir", "x"]) == 0
-    assert main(["train", "export", "mnist", "--out-dir", "x"]) == 0
-    assert seen == [["train", "mnist", "--steps", "2", "--out-dir", "x"],
-                    ["export", "mnist", "--out-dir", "x"]]
+    mnist = tmp_path / "mnist"
+    mnist.mkdir()
+    (mnist / "t10k-images-idx3-ubyte.gz").write_bytes(b"")
+    out = str(tmp_path / "x")
+    assert main(["train", "mnist", "--steps", "2", "--out-dir", out, "--data-dir",
+                 str(mnist)]) == 0
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "ckpt.pt").write_bytes(b"")
+    assert main(["train", "export", "mnist", "--out-dir", out]) == 0
+    assert seen == [["train", "mnist", "--steps", "2", "--out-dir", out, "--data-dir",
+                     str(mnist)], ["export", "mnist", "--out-dir", out]]
 
 
 # ------------------------------------------------------------------------------- demo
@@ -201,11 +178,28 @@ def test_restore_writes_mean_std_and_interval(weights, tmp_path, capsys):
     np.testing.assert_allclose(post["mean"], post["samples"].mean(0), atol=1e-6)
     np.testing.assert_allclose(post["std"], post["samples"].std(0, ddof=1), atol=1e-6)
     assert np.all(post["width"] >= 0) and np.all(post["upper"] >= post["lower"])
-    with PIL_Image.open(tmp_path / "high_std.png") as img:
-        std8 = np.asarray(img).transpose(2, 0, 1) / 255.0
-    # the std map is in intensity units: pixel value / 255 = std of the samples (clipped to 1)
-    np.testing.assert_allclose(std8, np.clip(post["std"], 0, 1), atol=0.5 / 255 + 1e-6)
-    assert "wrote" in capsys.readouterr().out
+    from invdiff.cli._figure import colormap
+
+    lut = colormap(np.linspace(0.0, 1.0, 2001)[None, :])[:, 0, :].T  # (2001, 3)
+    for name, key in (("high_std.png", "std"), ("high_ci90.png", "width")):
+        with PIL_Image.open(tmp_path / name) as img:
+            vmax = float(img.info["invdiff:vmax"])
+            rgb = np.asarray(img.convert("RGB"), dtype=np.float64) / 255.0
+        # the map keeps the restored image's pixels at the top left, a scale bar to the right
+        assert rgb.shape[1] > 24 and rgb.shape[0] >= 32
+        values = post[key].mean(axis=0)
+        assert values.max() <= vmax <= 1.2 * values.max() + 1e-6
+        # decode the colours back through the colour map: the values on the [0, 1] scale
+        pixels = rgb[:32, :24].reshape(-1, 3)
+        nearest = np.argmin(((pixels[:, None, :] - lut[None, :, :]) ** 2).sum(-1), axis=1)
+        decoded = (nearest / 2000.0 * vmax).reshape(32, 24)
+        np.testing.assert_allclose(decoded, values, atol=0.03 * vmax)
+        # and the bar: bottom = colour of 0, top = colour of vmax
+        bar = rgb[:, 24:].reshape(-1, 3)
+        for end in (lut[0], lut[-1]):
+            assert np.min(np.abs(bar - end).sum(-1)) < 0.02
+    text = capsys.readouterr().out
+    assert "wrote" in text and "plan: 3 sample(s)" in text and "colour bars" in text
 
 
 def test_restore_same_seed_same_result(weights, tmp_path):
@@ -289,31 +283,245 @@ def test_restore_rejects_unknown_task_or_method(flag, value, weights, tmp_path, 
     good = _png(tmp_path / "in.png", np.full((8, 8, 3), 90, np.uint8))
     argv = _restore_args(weights, good, tmp_path / "out.png")
     argv[argv.index(flag) + 1] = value
-    with pytest.raises(SystemExit) as e:
-        main(argv)
-    assert e.value.code == 2
-    assert "invalid choice" in capsys.readouterr().err
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "invalid choice" in err and err.count("\n") == 1 and flag in err
     assert _files(tmp_path) == ["in.png"]
 
 
-def test_restore_failure_while_writing_leaves_nothing(weights, tmp_path, monkeypatch):
+def test_restore_failure_while_writing_leaves_nothing(weights, tmp_path, monkeypatch, capsys):
     """A crash between the first and the last output file leaves no file at all."""
     from invdiff.cli import _restore
 
-    calls, real = [], _restore.encode_image
+    calls = []
 
-    def failing(a, path, fmt=None):
+    def failing(img, path, vmax):
         calls.append(path)
-        if len(calls) == 2:
-            raise OSError("disk full")
-        real(a, path, fmt)
+        raise OSError(28, "No space left on device", str(path))
 
-    monkeypatch.setattr(_restore, "encode_image", failing)
+    monkeypatch.setattr(_restore, "_encode_map", failing)
     good = _png(tmp_path / "in.png", np.full((8, 8, 3), 90, np.uint8))
-    with pytest.raises(OSError, match="disk full"):
-        main(_restore_args(weights, good, tmp_path / "out.png", "--samples", "2"))
-    assert len(calls) == 2
+    assert main(_restore_args(weights, good, tmp_path / "out.png", "--samples", "2")) == 2
+    assert len(calls) == 1  # the mean was written (to a temporary file), then the std failed
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "No space left on device" in err
     assert _files(tmp_path) == ["in.png"]
+
+
+# ------------------------------------------------------------------------------- own checkpoints
+TINY_NCSNV2 = {"model": {"ngf": 4, "sigma_begin": 5.0, "sigma_end": 0.1, "num_classes": 6,
+                         "normalization": "InstanceNorm++", "nonlinearity": "elu"},
+               "data": {"channels": 1, "image_size": 8}}
+TINY_NCSNPP = {"model": {"nf": 8, "ch_mult": [1, 2], "num_res_blocks": 1,
+                         "attn_resolutions": [4], "fir": True, "fir_kernel": [1, 3, 3, 1],
+                         "progressive": "output_skip", "progressive_input": "input_skip",
+                         "progressive_combine": "sum", "embedding_type": "fourier",
+                         "fourier_scale": 16, "scale_by_sigma": True, "init_scale": 1.0,
+                         "skip_rescale": True, "resblock_type": "biggan"},
+               "data": {"image_size": 8, "num_channels": 3, "centered": True},
+               "training": {"sde": "rectified_flow"}}
+
+
+def _save_checkpoint(folder, arch, config):
+    import invdiff_models as ivm
+
+    torch.manual_seed(0)
+    net = getattr(ivm, arch).build(config)
+    path, cfg = folder / f"{arch}.pt", folder / f"{arch}.json"
+    torch.save(net.state_dict(), path)
+    cfg.write_text(json.dumps(config))
+    return str(path), str(cfg)
+
+
+@pytest.mark.parametrize("arch, config, method, image", [
+    ("adm", None, "dps", (2, 2, 3)),           # sr4 of 2x2 -> 8x8, gradient-based method
+    ("ncsnv2", TINY_NCSNV2, "dmps", (8, 8)),   # VE score network, data in [0, 1], grayscale
+    ("ncsnpp", TINY_NCSNPP, "ot_ode", (8, 8, 3)),  # RectifiedFlow velocity network
+])
+def test_restore_with_own_checkpoint(arch, config, method, image, tmp_path, capsys):
+    from _cli_helpers import TINY_ADM
+
+    ckpt, cfg = _save_checkpoint(tmp_path, arch, TINY_ADM if config is None else config)
+    src = _png(tmp_path / "in.png", np.random.default_rng(0).integers(
+        0, 256, image, dtype=np.uint8))
+    task = "sr4" if arch == "adm" else "denoise"
+    out = tmp_path / "out.png"
+    assert main(["restore", "--task", task, "--method", method, "--input", src, "--output",
+                 str(out), "--samples", "2", "--steps", "3", "--no-progress", "--checkpoint",
+                 ckpt, "--arch", arch, "--config", cfg]) == 0
+    text = capsys.readouterr().out
+    assert f"plan: 2 sample(s) of {1 if arch == 'ncsnv2' else 3}x8x8 with {method}" in text
+    with PIL_Image.open(out) as img:
+        assert img.size == (8, 8) and img.mode == ("L" if arch == "ncsnv2" else "RGB")
+    assert (tmp_path / "out_std.png").is_file() and (tmp_path / "out_ci90.png").is_file()
+
+
+def test_progress_keeps_the_learned_variance_visible(tmp_path):
+    """ADM networks with learn_sigma: the CLI's counting wrapper must not hide the learned
+    variance from the ancestral sampler (DPS/DMPS's reference code samples with it)."""
+    from _cli_helpers import TINY_ADM
+
+    import invdiff_models as ivm
+    from invdiff.cli._restore import Progress
+
+    ckpt, cfg = _save_checkpoint(tmp_path, "adm", TINY_ADM)
+    model = ivm.load_checkpoint(ckpt, "adm", TINY_ADM)
+    wrapped = Progress(model, None)
+    x = np.zeros((1, 3, 8, 8), dtype=np.float32)
+    eps, log_var = wrapped.predict_with_log_variance(x, 500.0)
+    np.testing.assert_allclose(log_var, model.predict_with_log_variance(x, 500.0)[1])
+    assert wrapped.nfe == 1
+    bundled = Progress(ivd_prior(), None)
+    assert not callable(getattr(bundled, "predict_with_log_variance", None))
+
+
+def ivd_prior():
+    import invdiff as ivd
+
+    return ivd.priors.GaussianPrior(np.zeros(4), np.eye(4), process=ivd.processes.VP.linear())
+
+
+def test_restore_with_own_checkpoint_and_yaml_config(tmp_path, capsys):
+    """The research codes keep their configurations in YAML (DPS: model_config.yaml)."""
+    yaml = pytest.importorskip("yaml")
+    from _cli_helpers import TINY_ADM
+
+    ckpt, _ = _save_checkpoint(tmp_path, "adm", TINY_ADM)
+    cfg = tmp_path / "model_config.yaml"
+    cfg.write_text(yaml.safe_dump(TINY_ADM))
+    src = _png(tmp_path / "in.png", np.full((8, 8, 3), 100, np.uint8))
+    assert main(["restore", "--task", "denoise", "--method", "dmps", "--input", src,
+                 "--output", str(tmp_path / "out.png"), "--steps", "2", "--no-progress",
+                 "--checkpoint", ckpt, "--arch", "adm", "--config", str(cfg)]) == 0
+    cfg.write_text("model: [unclosed")
+    assert main(["restore", "--task", "denoise", "--method", "dmps", "--input", src,
+                 "--output", str(tmp_path / "out.png"), "--steps", "2", "--no-progress",
+                 "--checkpoint", ckpt, "--arch", "adm", "--config", str(cfg)]) == 2
+    assert "--config" in capsys.readouterr().err
+
+
+def test_restore_with_diffusers_folder(tmp_path, capsys):
+    diffusers = pytest.importorskip("diffusers")
+    folder = tmp_path / "unet"
+    torch.manual_seed(0)
+    diffusers.UNet2DModel(sample_size=8, in_channels=3, out_channels=3, layers_per_block=1,
+                          block_out_channels=(8, 8), norm_num_groups=4,
+                          down_block_types=("DownBlock2D", "DownBlock2D"),
+                          up_block_types=("UpBlock2D", "UpBlock2D")).save_pretrained(folder)
+    diffusers.DDPMScheduler(num_train_timesteps=100).save_pretrained(folder)
+    src = _png(tmp_path / "in.png", np.full((12, 12, 3), 100, np.uint8))
+    out = tmp_path / "out.png"
+    assert main(["restore", "--task", "denoise", "--method", "dmps", "--input", src,
+                 "--output", str(out), "--steps", "3", "--no-progress", "--checkpoint",
+                 str(folder), "--arch", "diffusers"]) == 0
+    captured = capsys.readouterr()
+    assert "trained on 8x8" in captured.err  # a note, not an error: 12x12 still runs
+    with PIL_Image.open(out) as img:
+        assert img.size == (12, 12)
+    # the process comes from the scheduler: 100 DDPM steps, so 101 steps are refused
+    assert main(["restore", "--task", "denoise", "--method", "dmps", "--input", src,
+                 "--output", str(out), "--steps", "101", "--no-progress", "--checkpoint",
+                 str(folder), "--arch", "diffusers"]) == 2
+    assert "--steps" in capsys.readouterr().err
+
+
+def test_restore_with_conformance_checkpoints(tmp_path, capsys):
+    """The original research codes' (seeded, small) checkpoints load and restore end to end."""
+    shared = SHARED / "conformance"
+    if not (shared / "adm_small.safetensors").is_file():
+        pytest.skip(f"conformance data not found at {shared} (set INVDIFF_SHARED)")
+    rgb = _png(tmp_path / "rgb.png", np.full((32, 32, 3), 100, np.uint8))
+    gray = _png(tmp_path / "gray.png", np.full((28, 28), 100, np.uint8))
+    for name, arch, config, src in [
+            ("adm_small.safetensors", "adm", "adm_small_config.json", rgb),
+            ("ncsnv2_small_checkpoint_legacy.pth", "ncsnv2", "ncsnv2_small_config.json", gray),
+            ("rf_ncsnpp_small_checkpoint.pth", "ncsnpp", "rf_ncsnpp_small_config.json", rgb)]:
+        out = tmp_path / f"{arch}.png"
+        assert main(["restore", "--task", "denoise", "--method", "dmps", "--input", src,
+                     "--output", str(out), "--steps", "2", "--no-progress", "--checkpoint",
+                     str(shared / name), "--arch", arch, "--config",
+                     str(shared / config)]) == 0, capsys.readouterr().err
+        assert out.is_file()
+
+
+def test_restore_dry_run_prints_the_plan_and_writes_nothing(weights, tmp_path, capsys):
+    src = _png(tmp_path / "in.png", np.full((8, 8, 3), 90, np.uint8))
+    assert main(_restore_args(weights, src, tmp_path / "out.png", "--samples", "3",
+                              "--dry-run")) == 0
+    out = capsys.readouterr().out
+    assert "plan: 3 sample(s) of 3x32x32 with dmps, 2 steps, in 1 batch(es) of 3" in out
+    assert "peak memory about" in out and "available" in out and "nothing sampled" in out
+    assert _files(tmp_path) == ["in.png"]
+
+
+def test_memory_estimate_matches_a_measured_peak():
+    """The simulated peak (meta device: nothing allocated) counts the tensors alive together,
+    scales with the number of pixels and the batch, and grows with the backward pass."""
+    from invdiff.cli import _budget
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.SiLU(),
+                              torch.nn.Conv2d(8, 3, 3, padding=1))
+    import invdiff as ivd
+    from invdiff_models.adapter import TorchScoreModel
+
+    model = TorchScoreModel(net, ivd.processes.VP.linear(), "eps", forward=lambda n, x, t: n(x))
+    small = _budget.network_peak(model, (3, 16, 16), 1, grad=False)
+    # the input (3 channels), the conv output (8) and the SiLU output (8) alive together
+    assert small == pytest.approx(_budget.ALLOCATOR_FACTOR * (3 + 8 + 8) * 16 * 16 * 4, rel=0.01)
+    big = _budget.network_peak(model, (3, 1024, 1024), 4, grad=False)
+    assert big == pytest.approx(small * 4 * 4096, rel=0.01)  # linear in pixels and batch
+    grad = _budget.network_peak(model, (3, 16, 16), 1, grad=True)
+    assert grad > small  # activations kept for the backward pass
+
+
+def test_memory_estimate_counts_fused_attention_as_linear(monkeypatch):
+    """Self-attention over 128x128 pixels: the attention matrix alone would be 1 GiB; a fused
+    kernel (flash attention, on CPU and CUDA) never forms it, and the estimate says so."""
+    import torch.nn.functional as F
+
+    import invdiff as ivd
+    from invdiff.cli import _budget
+    from invdiff_models.adapter import TorchScoreModel
+
+    class Attention(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scale = torch.nn.Parameter(torch.ones(()))
+
+        def forward(self, x):
+            b, c, h, w = x.shape
+            q = self.scale * x.flatten(2).transpose(1, 2)[:, None]  # (b, 1, hw, c)
+            return F.scaled_dot_product_attention(q, q, q)[:, 0].transpose(1, 2).reshape(x.shape)
+
+    model = TorchScoreModel(Attention(), ivd.processes.VP.linear(), "eps",
+                            forward=lambda n, x, t: n(x))
+    matrix = (128 * 128) ** 2 * 4
+    if _budget._fused_attention_available(torch.zeros(1, 1, 4, 8), torch.zeros(1, 1, 4, 8),
+                                          torch.zeros(1, 1, 4, 8), None, 0.0, False, "cpu"):
+        assert _budget.network_peak(model, (8, 128, 128), 1, grad=False) < matrix / 50
+    monkeypatch.setattr(_budget, "_fused_attention_available", lambda *a: False)
+    assert _budget.network_peak(model, (8, 128, 128), 1, grad=False) > matrix
+
+
+def test_issue_case_sr4_of_512x512_is_refused_up_front(tmp_path, capsys, monkeypatch):
+    """The bundled natural prior, sr4 of a 512x512 image (2048x2048 restored): about 8 GiB
+    even one sample at a time (more than 60 GiB for the default batch of 8); with 8 GiB
+    available the run is refused before anything is allocated, saying what to do."""
+    import invdiff_models as ivm
+    from invdiff.cli import _budget
+
+    if "natural" not in ivm.available():
+        pytest.skip("no bundled natural prior")
+    model = ivm.load("natural")
+    assert _budget.network_peak(model, (3, 2048, 2048), 8, grad=False) > 16 * 2**30
+    monkeypatch.setattr(_budget, "available_memory", lambda device: 8 * 2**30)
+    src = _png(tmp_path / "big.png", np.full((512, 512, 3), 90, np.uint8))
+    assert main(["restore", "--task", "sr4", "--method", "dmps", "--input", src, "--output",
+                 str(tmp_path / "out.png"), "--samples", "8", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--input" in err and "2048x2048" in err
+    assert "crop it into tiles" in err and "--force" in err
+    assert _files(tmp_path) == ["big.png"]
 
 
 # ------------------------------------------------------------------------------- tasks

@@ -209,5 +209,5 @@ def test_measure_rejects_bad_inputs():
         measure(np.ones((2, 4)), np.ones(5))
     with pytest.raises(TypeError, match="op must be a LinearOperator or a matrix"):
         measure("A", np.ones(5))
-    with pytest.raises(ValueError, match="sigma must be a finite number >= 0"):
+    with pytest.raises(ValueError, match="noise must be a finite number >= 0"):
         measure(np.ones((2, 4)), np.ones(4), noise=-1.0)

@@ -59,13 +59,23 @@ def test_linear_methods_recover_the_posterior_mean(name):
     np.testing.assert_allclose(x.mean(axis=0), _exact_mean(), atol=0.25)
 
 
-def test_dps_flow_moves_towards_the_measurement():
-    """DPS-flow's term, weighted like a score in 50 Euler steps, is much weaker than DPS's
-    1000 unit steps (measured mean 0.19 of the exact 0.92 at zeta = 0.3): we check direction."""
-    x, info = LINEAR["dps_flow"](_prior(ivd.processes.VP.linear()), ivd.random.Generator(0))
-    m = to_numpy(x).mean(axis=0)
-    assert info["nfe"] == 50
-    assert m[0] > 0.1 and m[1] < -0.1 and np.all(np.abs(m[2:]) < 0.15)
+def test_dps_flow_unit_step_is_dps_and_score_form_is_much_weaker():
+    """At the same zeta = 0.3, DPS's own step ("unit", the default) drives the measured
+    coordinates to y (DPS ignores sigma_y; measured means 0.99 / -1.00 against y = +-1),
+    while the score form (weighted by dt t/(1-t)) moves them ~5x less (measured 0.20)."""
+    prior = _prior(ivd.processes.VP.linear())
+    op = ivd.operators.DenseMatrix(A)
+    means = {}
+    for w in ("unit", "score"):
+        x, info = ivd.methods.dps_flow(prior, op, Y, rng=0, n=400, zeta=0.3, weighting=w,
+                                       return_info=True)
+        assert info["nfe"] == 50 and info["weighting"] == w
+        means[w] = to_numpy(x).mean(axis=0)
+    np.testing.assert_allclose(means["unit"][:2], Y, atol=0.1)
+    assert np.all(np.abs(means["unit"][2:]) < 0.15)
+    assert 0.1 < means["score"][0] < 0.4 and -0.4 < means["score"][1] < -0.1
+    with pytest.raises(ValueError, match="weighting"):
+        ivd.methods.dps_flow(prior, op, Y, rng=0, weighting="dps")
 
 
 def test_methods_reexpress_the_model_to_the_process_they_need():
@@ -123,17 +133,33 @@ def test_bad_rng_is_refused():
                          SIGMA_Y, rng="seed")
 
 
-def test_ddim_pigdm_weighting_is_a_t_times_the_score_weighting():
-    """ΠGDM moves x0_hat by r_t^2 g, the score rule by (b_t^2 / a_t) g: a factor a_t apart."""
+def test_ddim_pigdm_weighting_adds_sqrt_abar_s_a_t_r2_g_to_the_state():
+    """ΠGDM as NVlabs' pgdm.py (awd): x_s gains sqrt(abar_s) a_t r_t^2 g; x0_hat, eps_hat and
+    the noise draw stay those of the unguided step (checked at the first of 4 steps, eta = 1).
+    """
 
     class Constant:
         def score(self, x_t, t):
             return np.ones_like(x_t)
 
     prior = _prior(ivd.processes.VP.linear())
+    proc = prior.process
     x_T = ivd.random.Generator(3).normal((2, D), like=Y)
-    a_t = prior.process.a(float(prior.process.T))  # one step: from t = T to 0
-    run = {w: ivd.samplers.ddim(prior, x_T, guidance=Constant(), steps=1, weighting=w)
-           for w in ("score", "pigdm")}
-    free = ivd.samplers.ddim(prior, x_T, steps=1)
-    np.testing.assert_allclose(run["pigdm"] - free, a_t * (run["score"] - free), rtol=1e-10)
+    seen = {}
+
+    def first(w):
+        def cb(i, t, x, info):
+            if i == 0:
+                seen[w] = (t, x, info["x0"])
+        return cb
+
+    for w, g in (("pigdm", Constant()), ("free", None)):
+        ivd.samplers.ddim(prior, x_T, guidance=g, steps=4, eta=1.0, rng=5, callback=first(w),
+                          weighting="pigdm")
+    s, x_pigdm, x0_pigdm = seen["pigdm"]
+    _, x_free, x0_free = seen["free"]
+    t = float(proc.T)
+    a_t, b_t, a_s = proc.a(t), proc.b(t), proc.a(s)
+    np.testing.assert_allclose(x0_pigdm, x0_free, rtol=1e-12)
+    np.testing.assert_allclose(x_pigdm - x_free, a_s * a_t * b_t**2 * np.ones_like(x_free),
+                               rtol=1e-10)

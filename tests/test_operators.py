@@ -493,3 +493,61 @@ def test_truncated_blur_is_the_truncated_1d_svd_product():
     x = np.random.default_rng(0).standard_normal((3, 2, 40, 40))
     np.testing.assert_allclose(op.apply(x), A1 @ x @ A1.T, atol=1e-12)
     np.testing.assert_allclose(op.adjoint(x), A1.T @ x @ A1, atol=1e-12)
+
+
+# -- devices without float64 ---------------------------------------------------------------
+class _NoFloat64:
+    """array-api-strict on its "no_float64" device, seen through the factory: arrays are
+    created there and "float64" requests get float32 (what a user of such a device has)."""
+
+    def __init__(self, xs):
+        self._xs, self.device = xs, xs.Device("no_float64")
+        self.__name__ = "no_float64"
+
+    def __getattr__(self, name):
+        return getattr(self._xs, name)
+
+    @property
+    def float64(self):
+        return self._xs.float32
+
+    def asarray(self, obj, dtype=None, device=None, **kw):
+        return self._xs.asarray(obj, dtype=dtype, device=device or self.device, **kw)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_operators_work_on_a_device_without_float64(name):
+    """Factors are built in float32 there (before: every operator raised on float64)."""
+    xs = pytest.importorskip("array_api_strict")
+    dev = _NoFloat64(xs)
+    op = OPERATORS[name](dev)
+    cpu = xs.Device("CPU_DEVICE")
+    host = lambda a: to_numpy(a.to_device(cpu))  # noqa: E731
+    x = dev.asarray(np.random.default_rng(0).standard_normal((2, *op.in_shape)),
+                    dtype=xs.float32)
+    y = dev.asarray(np.random.default_rng(1).standard_normal((2, *op.out_shape)),
+                    dtype=xs.float32)
+    out = {"apply": op.apply(x), "adjoint": op.adjoint(y), "pinv": op.pinv(y),
+           "svd": op.U(op.singulars_like(x) * op.Vt(x)), "back": op.V(op.Ut(y))}
+    for what, a in out.items():
+        assert a.dtype == xs.float32 and a.device == dev.device, what
+    np.testing.assert_allclose(host(out["svd"]), host(out["apply"]), rtol=1e-4, atol=1e-4)
+    # the same operator built in float64 on NumPy gives the same numbers
+    ref = make(name, xp_numpy)
+    np.testing.assert_allclose(host(out["apply"]), to_numpy(ref.apply(host(x).astype(np.float64))),
+                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(host(out["adjoint"]),
+                               to_numpy(ref.adjoint(host(y).astype(np.float64))),
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_random_matrices_and_gram_on_a_device_without_float64():
+    xs = pytest.importorskip("array_api_strict")
+    like = xs.zeros(1, dtype=xs.float32, device=xs.Device("no_float64"))
+    rng = ivd.random.Generator(0)
+    for A in (ops.gaussian_matrix(6, 9, rng, like=like),
+              ops.ill_conditioned_matrix(6, 9, cond=10.0, rng=rng, like=like),
+              ops.correlated_matrix(6, 9, rho=0.5, rng=rng, like=like)):
+        assert A.dtype == xs.float32 and A.device == like.device
+        d, W = ops.DenseMatrix(A).gram_eigh()
+        assert d.dtype == xs.float32 and W.device == like.device

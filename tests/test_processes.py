@@ -107,7 +107,7 @@ def test_array_times_keep_namespace_and_dtype(xp, name, dtype):
 def test_bad_schedules():
     with pytest.raises(ValueError, match="betas"):
         VP([0.1, 1.5])
-    with pytest.raises(ValueError, match="steps must be a positive integer"):
+    with pytest.raises(ValueError, match="T must be a positive integer"):
         VP.linear(T=0)
     with pytest.raises(ValueError, match="sigma_min < sigma_max"):
         VE(0.1, 1.0)

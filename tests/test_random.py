@@ -114,3 +114,49 @@ def test_seed_sequence_accepted():
     a = Generator(seq).normal(3, like=np.zeros(1))
     b = Generator(np.random.SeedSequence(4)).normal(3, like=np.zeros(1))
     np.testing.assert_array_equal(a, b)
+
+
+def test_float32_samples_are_the_float64_ones_rounded(xp):
+    """The stream does not depend on the dtype (torch and CuPy would use other algorithms
+    for float32; n = 50 is past torch's vectorised threshold of 16)."""
+    for kind in ("normal", "uniform"):
+        wide = getattr(Generator(3), kind)((50,), like=xp.zeros(1, dtype=xp.float64))
+        narrow = getattr(Generator(3), kind)((50,), like=xp.zeros(1, dtype=xp.float32))
+        assert narrow.dtype == xp.float32
+        np.testing.assert_array_equal(to_numpy(narrow), to_numpy(wide).astype(np.float32))
+
+
+@pytest.mark.parametrize("kind", ["normal", "uniform"])
+def test_non_floating_like_is_refused(xp, kind):
+    draw = getattr(Generator(0), kind)
+    for like in (xp.zeros(2, dtype=xp.int64), xp.zeros(2, dtype=xp.bool)):
+        with pytest.raises(TypeError, match="like must have a real floating dtype"):
+            draw((3,), like=like)
+    with pytest.raises(TypeError, match="dtype must have a real floating dtype"):
+        draw((3,), like=xp.zeros(1), dtype=xp.int64)
+    z = draw((3,), like=xp.zeros(2, dtype=xp.int64), dtype=xp.float32)  # explicit dtype: fine
+    assert z.dtype == xp.float32
+
+
+def test_uniform_stays_below_one_after_rounding():
+    import array_api_compat.numpy as xp
+
+    u = np.array([0.5, 1.0 - 2.0**-30], dtype=np.float64).astype(np.float32)
+    assert u[1] == 1.0  # float64 numbers just below 1 round up to 1 in float32
+    out = Generator._unit("uniform", xp, u)
+    assert out[0] == 0.5 and out[1] < 1.0 and out.dtype == np.float32
+
+
+def test_devices_without_float64_or_int64():
+    xs = pytest.importorskip("array_api_strict")
+    for name in ("no_float64", "no_x64"):
+        device = xs.Device(name)
+        like = xs.zeros(1, dtype=xs.float32, device=device)
+        rng = Generator(0)
+        z = rng.normal((4,), like=like)
+        assert z.dtype == xs.float32 and z.device == device
+        k = rng.integers(0, 5, (4,), like=like)
+        p = rng.permutation(6, like=like)
+        integral = xs.__array_namespace_info__().default_dtypes(device=device)["integral"]
+        assert k.dtype == integral and p.dtype == integral and p.device == device
+        assert sorted(to_numpy(p.to_device(xs.Device("CPU_DEVICE"))).tolist()) == list(range(6))

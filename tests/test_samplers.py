@@ -328,6 +328,25 @@ def test_ode_weight_is_dmps_flow_weight(proc_name):
         np.testing.assert_allclose(weight, t0 / (1 - t0) * (t0 - t1), rtol=1e-12)
 
 
+@pytest.mark.parametrize("method", ["euler", "heun"])
+def test_ode_unit_weight_adds_lam_g_once_per_step(method):
+    """DPS-flow's rule: lam g added after each step, no time weight, one guidance call."""
+    proc = Flow.rectified()
+    x, c = np.ones((2, 3)), np.array([1.0, -2.0, 0.5])
+
+    def run(m, x0, **kw):
+        kept = {}
+        ode(m, x0, steps=20, method=method, weighting="unit",
+            callback=lambda i, t, xi, info: kept.setdefault("x", xi), **kw)
+        return kept["x"]
+
+    diff = _one_step_difference(run, _tiny_gaussian(proc), x, c)
+    np.testing.assert_allclose(diff, 0.7 * c + 0 * x, rtol=1e-10)
+    g = ConstantGuidance(c)
+    ode(_tiny_gaussian(proc), x, guidance=g, steps=4, method=method, weighting="unit")
+    assert len(g.calls) == 4
+
+
 def test_sde_weight_is_g_squared_h():
     proc = Flow.rectified()
     x, c = np.ones((2, 3)), np.array([1.0, -2.0, 0.5])
@@ -633,6 +652,10 @@ def test_bad_inputs_raise():
         ddim(vp_prior, x, eta=-0.1)
     with pytest.raises(ValueError, match="method must be one of"):
         ode(vp_prior, x, method="rk4")
+    with pytest.raises(ValueError, match="weighting must be one of"):
+        ode(vp_prior, x, weighting="dps")
+    with pytest.raises(ValueError, match="weighting must be one of"):
+        ddim(vp_prior, x, weighting="unit")
     with pytest.raises(ValueError, match="weighting must be one of"):
         langevin(ve_prior, x, weighting="adaptive")
     with pytest.raises(ValueError, match="eps must be > 0"):

@@ -29,6 +29,7 @@ MODULES: tuple[tuple[str, str], ...] = (
     ("invdiff.methods", "published methods with their paper defaults"),
     ("invdiff.baselines", "sparsity baselines (Lasso, TV, BIHT)"),
     ("invdiff.metrics", "PSNR and SSIM on any backend"),
+    ("invdiff.io", "image files in and out of a prior's range"),
     ("invdiff.special", "normal tails and truncated-normal moments"),
     ("invdiff_models", "the torch side: top-level shortcuts"),
     ("invdiff_models.adapter", "wrap a torch network as a ScoreModel"),

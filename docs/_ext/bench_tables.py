@@ -26,6 +26,7 @@ RESULTS = {
 
 _CODE = re.compile(r"(`+)(.+?)\1")
 _BOLD = re.compile(r"\*\*(.+?)\*\*")
+_ITALIC = re.compile(r"(?<![\w*])\*([^*\s](?:[^*]*?[^*\s])?)\*(?![\w*])")
 _LINK = re.compile(r"(?<!!)\[([^\]]+)\]\(([^)\s]+)\)")
 _IMAGE = re.compile(r"^!\[([^\]]*)\]\(([^)\s]+)\)\s*$")
 
@@ -50,6 +51,9 @@ def inline(text: str) -> str:
     for m in _BOLD.finditer(text):
         if not any(s <= m.start() < e for s, e, _ in tokens):
             tokens.append((m.start(), m.end(), f"**{_escape(m.group(1))}**"))
+    for m in _ITALIC.finditer(text):
+        if not any(s <= m.start() < e for s, e, _ in tokens):
+            tokens.append((m.start(), m.end(), f"*{_escape(m.group(1))}*"))
     for start, end, rst in sorted(tokens):
         if start < pos:
             continue
@@ -87,9 +91,11 @@ def _table(rows: list[str]) -> list[str]:
     return lines + [""]
 
 
-def convert(md: str, src_dir: Path, out_dir: Path, prefix: str) -> str:
-    """Markdown text -> RST text; images are copied into ``out_dir`` as ``prefix_*``."""
-    lines = md.splitlines()
+def convert(md: str, src_dir: Path, out_dir: Path, prefix: str,
+            url: str = "/generated/bench") -> str:
+    """Markdown text -> RST text; images are copied into ``out_dir`` as ``prefix_*`` and
+    referenced as ``url/prefix_*`` (a docs-root path)."""
+    lines = relative_paths(md).splitlines()
     out: list[str] = []
     para: list[str] = []
     i = 0
@@ -130,13 +136,11 @@ def convert(md: str, src_dir: Path, out_dir: Path, prefix: str) -> str:
                 shutil.copyfile(src, dst)
                 # "/..." is the docs source root for Sphinx, whichever page includes this
                 alt = m.group(1) or src.stem
-                out += [f".. image:: /generated/bench/{dst.name}", f"   :alt: {alt}", ""]
-        elif re.match(r"^\s*([-*+]|\d+\.)\s+", line):
+                out += [f".. image:: {url}/{dst.name}", f"   :alt: {alt}", ""]
+        elif _ITEM.match(line):
             flush()
-            item = re.sub(r"^\s*([-*+]|\d+\.)\s+", "", line)
-            out += [f"* {inline(item)}"]
-            if i + 1 < len(lines) and not re.match(r"^\s*([-*+]|\d+\.)\s+", lines[i + 1]):
-                out.append("")
+            i = _list(lines, i, out)
+            continue
         elif not line.strip():
             flush()
         else:
@@ -144,6 +148,43 @@ def convert(md: str, src_dir: Path, out_dir: Path, prefix: str) -> str:
         i += 1
     flush()
     return "\n".join(out) + "\n"
+
+
+_ITEM = re.compile(r"^(\s*)([-*+]|\d+\.)\s+(.*)$")
+
+
+def _list(lines: list[str], i: int, out: list[str]) -> int:
+    """A Markdown list (items, wrapped continuation lines, sub-items indented by two or
+    more spaces) from line ``i`` as RST bullet lists; returns the index after it."""
+    items: list[list] = []  # [level, text]
+    while i < len(lines):
+        line = lines[i]
+        m = _ITEM.match(line)
+        if m:
+            items.append([1 if len(m.group(1)) >= 2 else 0, m.group(3).strip()])
+        elif line.strip() and line[:1].isspace() and items:
+            items[-1][1] += " " + line.strip()  # a wrapped line of the item above
+        else:
+            break
+        i += 1
+    level = 0
+    for lvl, text in items:
+        if lvl != level:
+            out.append("")
+            level = lvl
+        out.append(("  " * lvl) + f"* {inline(text)}")
+    out.append("")
+    return i
+
+
+#: Absolute paths of a checkout (``/home/me/invdiff/benchmarks/x.py``): shown relative.
+_ABSOLUTE = re.compile(r"(?<![\w.])/(?:[\w.+-]+/)+?(?=(?:benchmarks|invdiff|invdiff_models|docs|"
+                       r"examples|tests)/)")
+
+
+def relative_paths(text: str) -> str:
+    """``text`` with the absolute paths of repository files made repository-relative."""
+    return _ABSOLUTE.sub("", text)
 
 
 def write(docs: Path, results: Path) -> dict[str, bool]:
@@ -166,6 +207,48 @@ def write(docs: Path, results: Path) -> dict[str, bool]:
         if not target.is_file() or target.read_text() != text:
             target.write_text(text)
     return found
+
+
+#: ``benchmarks/README.md`` sections shown on the Benchmarks page: (include name, titles).
+README_PARTS = (
+    ("readme_commands", ["Commands"]),
+    ("readme_verdicts", ["Where our numbers agree and disagree with the papers"]),
+    ("readme_latest", ["Latest full-run results (2026-11-29, bundled priors, CPU)"]),
+    ("readme_setup", ["`restoration`", "`quantized_cs`"]),
+)
+
+
+def write_readme(docs: Path, readme: Path) -> None:
+    """``generated/bench/readme_*.rst.inc``: parts of the benchmarks README, converted.
+
+    A section is found by its ``##`` title; ``Latest full-run results`` by its prefix, so
+    that a new run date does not drop it from the site."""
+    out_dir = docs / "generated" / "bench"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    md = readme.read_text() if readme.is_file() else ""
+    titles = [m.group(1).strip() for m in re.finditer(r"^##\s+(.*)$", md, re.M)]
+    for name, wanted in README_PARTS:
+        wanted = [next((t for t in titles if t.startswith(w.split(" (")[0])), w) for w in wanted]
+        part = markdown_sections(md, wanted)
+        text = convert(part, readme.parent, out_dir, name) if part.strip() else (
+            f".. note::\n\n   ``benchmarks/README.md`` has no section {', '.join(wanted)}.\n")
+        target = out_dir / f"{name}.rst.inc"
+        if not target.is_file() or target.read_text() != text:
+            target.write_text(text)
+
+
+def write_model_cards(docs: Path, bundled: Path) -> list[str]:
+    """``generated/models/<name>.rst.inc`` from ``invdiff_models/bundled/<name>.md``."""
+    out_dir = docs / "generated" / "models"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = []
+    for md in sorted(bundled.glob("*.md")):
+        text = convert(md.read_text(), md.parent, out_dir, md.stem, url="/generated/models")
+        target = out_dir / f"{md.stem}.rst.inc"
+        if not target.is_file() or target.read_text() != text:
+            target.write_text(text)
+        names.append(md.stem)
+    return names
 
 
 def markdown_sections(md: str, titles: list[str]) -> str:

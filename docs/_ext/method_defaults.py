@@ -24,7 +24,7 @@ def _lookup(path: str):
 
 
 #: Arguments every method shares (documented in the module docstring), left out of the tables.
-COMMON = ("rng", "x_init", "n", "progress", "return_info", "record_guidance")
+COMMON = ("rng", "x_init", "n", "progress", "return_info", "record_guidance", "in_shape")
 
 
 def _rows(func) -> list[tuple[str, str]]:

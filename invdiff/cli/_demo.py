@@ -35,11 +35,22 @@ from .. import baselines, measurements, metrics, operators
 from .._array_api import device_of, namespace
 from .._posterior import summarize
 from .._tasks import TASKS, build_operator, to_intensities
+from ..io import write_image
 from ..methods import qcs_sgm
 from ..processes import VE
 from ..random import Generator
-from ._io import CLIError, as_model_array, demo_images, encode_image, runtime_info, to_numpy
-from ._restore import Progress, load_model, sample
+from ._errors import CLIError
+from ._io import (
+    as_model_array,
+    check_output_folder,
+    demo_images,
+    find_mnist,
+    mnist_hint,
+    runtime_info,
+    to_numpy,
+)
+from ._priors import load_model
+from ._restore import Progress, sample
 
 __all__ = ["Settings", "FULL", "QUICK", "run_demo"]
 
@@ -166,13 +177,17 @@ def _cases(args, st: Settings):
     if args.data_dir is not None:
         from invdiff_models.training import MNIST_HELDOUT_INDICES, load_mnist
 
+        folder = find_mnist(args.data_dir)
+        if folder is None:
+            raise CLIError(mnist_hint(args.data_dir, "--data-dir"))
         for case, idx, sigma01 in MNIST_CASES:
             if idx not in MNIST_HELDOUT_INDICES:  # only held-out digits are ever shown
                 raise CLIError(f"MNIST index {idx} is not held out")
             try:
-                digit = load_mnist(args.data_dir, [idx])
-            except (FileNotFoundError, ValueError) as e:
-                raise CLIError(f"--data-dir: {e}") from None
+                digit = load_mnist(folder, [idx])
+            except Exception as e:  # noqa: BLE001 - a truncated or foreign file
+                raise CLIError(f"--data-dir: cannot read MNIST from {str(folder)!r}: "
+                               f"{type(e).__name__}: {e}") from None
             out.append(("mnist", case, f"mnist[{idx}]", digit, sigma01))
     return out
 
@@ -195,18 +210,12 @@ def run_demo(args) -> int:
     start = time.perf_counter()
     st = QUICK if args.quick else FULL
     if args.samples is not None:
-        if args.samples < 1:
-            raise CLIError(f"--samples must be >= 1; received {args.samples}")
         st = replace(st, samples=int(args.samples))
+    out = check_output_folder(args.out, name="--out")  # before any work; created at the end
     cases = _cases(args, st)
     models = {name: load_model(name, device=args.device, weights_dir=args.weights_dir,
                                option="")
               for name in sorted({c[0] for c in cases})}
-    out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise CLIError(f"--out: cannot create folder {str(out)!r}: {e}") from None
     rngs = Generator(args.seed).spawn(len(cases))
     bar = None if args.no_progress else tqdm(
         total=sum(_nfe(c[1], st) for c in cases), desc="invdiff demo", unit="nfe",
@@ -227,6 +236,10 @@ def run_demo(args) -> int:
             bar.close()
     total = time.perf_counter() - start
     rows = [_score(r, models[r["prior"]]) for r in results]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CLIError(f"--out: cannot create folder {str(out)!r}: {e.strerror or e}") from None
     _save_inputs(out, results, models)
     _figure(out / "demo.png", results, rows, models, st)
     report = _report(args, st, rows, models, total)
@@ -267,20 +280,21 @@ def _save_inputs(out: Path, results, models) -> None:
         if r["case"] == "cs1bit":
             continue
         stem = f"{r['prior']}_{r['case']}_{r['image']}".replace("[", "").replace("]", "")
-        encode_image(to_numpy(r["y01"]), folder / f"{stem}.png")
+        write_image(folder / f"{stem}.png", r["y01"], data_range=(0.0, 1.0))
         if "mask" in r:
-            encode_image(r["mask"][None].astype("float64"), folder / f"{stem}_mask.png")
+            write_image(folder / f"{stem}_mask.png", r["mask"][None].astype("float64"),
+                        data_range=(0.0, 1.0))
 
 
 def _figure(path: Path, results, rows, models, st: Settings) -> None:
-    from ._figure import colormap, draw_grid
+    from ._figure import colormap, draw_grid, nice_ceiling
 
     grid = []
     for r, row in zip(results, rows, strict=True):
         low, high = models[r["prior"]].data_range
         summ = summarize(_np01(r["samples"], low, high))
         std = summ["std"].mean(axis=0)
-        top = max(float(std.max()), 1e-6)
+        top = nice_ceiling(float(std.max()))
         main, base = row["results"]
         title = "1-bit CS" if r["case"] == "cs1bit" else TASKS[r["case"]].title
         label = f"{title}\n{r['image']}\nsigma_y={r['sigma_y']:g}"
@@ -293,7 +307,7 @@ def _figure(path: Path, results, rows, models, st: Settings) -> None:
             (_np01(r["samples"][0], low, high), f"{main['method']} sample"),
             (summ["mean"], f"{main['method']} {main['psnr']:.1f} dB"),
             (_np01(r["baseline"], low, high), f"{base['method']} {base['psnr']:.1f} dB"),
-            (colormap(std / top), f"std, max {top:.3f}"),
+            (colormap(std / top), f"std, max {float(std.max()):.3f}", top),
         ]))
     columns = ["ground truth", "measurement", "posterior sample", "posterior mean",
                "baseline", "posterior std"]

@@ -1,12 +1,11 @@
-"""Image files in and out of the command line (``invdiff restore`` / ``invdiff demo``).
+"""Files, folders and the runtime of the command line (``invdiff restore`` / ``demo`` / ``train``).
 
-This is the package's I/O boundary, so it uses NumPy, Pillow and (for the bundled priors'
-runtime: devices, threads, moving arrays to the model) torch directly; decoding and encoding
-files is not array math, and the Array-API rule of the core does not apply here. The math of
-the commands runs on the arrays :func:`as_model_array` returns, in the model's namespace.
-
-Intensities on disk are ``[0, 1]`` floats after decoding (8-bit divided by 255, 16-bit by
-65535); arrays are ``(C, H, W)`` float32 with ``C`` = 1 or 3.
+Decoding and encoding images is :mod:`invdiff.io`'s business (the commands call it with
+``name=`` set to their option, so its errors name ``--input`` or ``--mask``). What is left
+here is specific to the commands: output paths and folders checked before any work, the
+inpainting mask, MNIST discovery, and the bundled priors' runtime (devices, threads, moving
+arrays to the model), which uses NumPy and torch directly; the math of the commands runs on
+the arrays :func:`as_model_array` returns, in the model's namespace.
 """
 
 from __future__ import annotations
@@ -17,25 +16,87 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["CLIError", "read_image", "match_channels", "observed_pixels", "to_uint8",
-           "encode_image", "AtomicWriter", "check_output_path", "IMAGE_SUFFIXES",
-           "as_model_array", "to_numpy", "write_npz", "check_device", "set_threads",
-           "runtime_info"]
+from ..io import _to_numpy, destination_format
+from ._errors import CLIError
 
-#: Output formats ``restore`` writes (Pillow names them by suffix).
-IMAGE_SUFFIXES = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF",
-                  ".tiff": "TIFF", ".bmp": "BMP", ".webp": "WEBP"}
+__all__ = ["CLIError", "observed_pixels", "check_output_path", "check_output_folder",
+           "as_model_array", "to_numpy", "synchronize", "write_npz", "check_device",
+           "set_threads", "runtime_info", "MNIST_FILE", "mnist_candidates", "find_mnist",
+           "mnist_hint"]
+
+#: The file of MNIST's test images (the priors' data; held-out indices 9000-9999).
+MNIST_FILE = "t10k-images-idx3-ubyte.gz"
 
 
-class CLIError(Exception):
-    """A user error the command line reports on stderr with a non-zero exit (no traceback).
+def mnist_candidates(explicit=None) -> list[Path]:
+    """Folders that may hold :data:`MNIST_FILE`, in the order they are tried.
+
+    ``explicit`` (a ``--data-dir`` value other than ``"auto"``) is the only candidate when
+    given, else ``$INVDIFF_MNIST_DIR`` when set; otherwise ``shared/data/mnist`` one and two
+    levels above the repository checkout and above the working directory (the layout
+    ``<work>/<checkout>`` next to ``<work>/shared``, and worktrees one level deeper).
 
     Examples
     --------
-    >>> from invdiff.cli._io import CLIError
-    >>> str(CLIError("--input: file not found"))
-    '--input: file not found'
+    >>> from invdiff.cli._io import mnist_candidates
+    >>> [p.name for p in mnist_candidates("/data/mnist")]
+    ['mnist']
+    >>> all(p.name == "mnist" for p in mnist_candidates())
+    True
     """
+    if explicit is not None and explicit != "auto":
+        return [Path(explicit)]
+    env = os.environ.get("INVDIFF_MNIST_DIR")
+    if env:  # the user said where: no guessing elsewhere
+        return [Path(env)]
+    out = []
+    for base in _search_bases():
+        for above in (base.parent, base.parent.parent):
+            out.append(above / "shared" / "data" / "mnist")
+    seen, unique = set(), []
+    for p in out:
+        if p not in seen:
+            seen.add(p)
+            unique.append(p)
+    return unique
+
+
+def _search_bases() -> list[Path]:
+    """The repository checkout this package runs from, and the working directory."""
+    return [Path(__file__).resolve().parents[2], Path.cwd().resolve()]
+
+
+def find_mnist(explicit=None) -> Path | None:
+    """The first of :func:`mnist_candidates` that holds :data:`MNIST_FILE`, or ``None``.
+
+    Examples
+    --------
+    >>> from invdiff.cli._io import find_mnist
+    >>> find_mnist("/no/such/folder") is None
+    True
+    """
+    for folder in mnist_candidates(explicit):
+        if (folder / MNIST_FILE).is_file():
+            return folder
+    return None
+
+
+def mnist_hint(explicit=None, option: str = "--data-dir") -> str:
+    """The error message when :func:`find_mnist` found nothing: where it looked, what to do.
+
+    Examples
+    --------
+    >>> from invdiff.cli._io import mnist_hint
+    >>> mnist_hint("/data", "--data-dir").split(";")[0]
+    "--data-dir: no t10k-images-idx3-ubyte.gz in '/data'"
+    """
+    todo = (f"pass {option} DIR or set INVDIFF_MNIST_DIR=DIR, where DIR holds {MNIST_FILE} "
+            f"(MNIST's test images, from the MNIST distribution)")
+    if explicit is not None and explicit != "auto":
+        return f"{option}: no {MNIST_FILE} in {str(explicit)!r}; {todo}"
+    looked = ", ".join(str(p) for p in mnist_candidates())
+    env = " ($INVDIFF_MNIST_DIR)" if os.environ.get("INVDIFF_MNIST_DIR") else ""
+    return f"{option}: MNIST not found (looked for {MNIST_FILE} in {looked}{env}); {todo}"
 
 
 def demo_images() -> dict:
@@ -45,88 +106,6 @@ def demo_images() -> dict:
     path = importlib.resources.files("invdiff") / "data" / "demo_images.npz"
     with importlib.resources.as_file(path) as p, np.load(p, allow_pickle=False) as f:
         return {k: f[k] for k in f.files if k != "provenance"}
-
-
-def read_image(path, *, name: str = "--input") -> np.ndarray:
-    """Decode an image file into a ``(C, H, W)`` float32 array in ``[0, 1]``.
-
-    Parameters
-    ----------
-    path : path-like
-        Any format Pillow decodes (PNG, JPEG, TIFF, BMP, WebP ...). Grayscale stays one
-        channel; palette, CMYK and alpha images become RGB (alpha dropped); 16-bit
-        grayscale is divided by 65535.
-    name : str
-        The option the path came from, used in error messages.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(1, H, W)`` or ``(3, H, W)`` float32.
-
-    Raises
-    ------
-    CLIError
-        Missing, unreadable or undecodable file.
-
-    Examples
-    --------
-    >>> import numpy as np, tempfile, os
-    >>> from PIL import Image
-    >>> from invdiff.cli._io import read_image
-    >>> path = os.path.join(tempfile.mkdtemp(), "a.png")
-    >>> Image.fromarray(np.full((4, 6), 255, np.uint8)).save(path)
-    >>> x = read_image(path)
-    >>> x.shape, float(x.max())
-    ((1, 4, 6), 1.0)
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    path = Path(path)
-    if not path.is_file():
-        raise CLIError(f"{name}: no such file: {str(path)!r}")
-    try:
-        with Image.open(path) as img:
-            img.load()
-            return _decode(img)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise CLIError(f"{name}: cannot read {str(path)!r} as an image "
-                       f"(PNG, JPEG, TIFF, BMP, WebP ...): {e}") from None
-
-
-def _decode(img) -> np.ndarray:
-    mode = img.mode
-    if mode in ("I;16", "I;16B", "I;16L", "I"):
-        a = np.asarray(img, dtype=np.float64) / 65535.0
-        return np.clip(a, 0.0, 1.0).astype(np.float32)[None]
-    if mode == "F":
-        return np.clip(np.asarray(img, dtype=np.float32), 0.0, 1.0)[None]
-    if mode in ("1", "L"):
-        return (np.asarray(img.convert("L"), dtype=np.float32) / 255.0)[None]
-    if mode == "LA":
-        return (np.asarray(img.convert("L"), dtype=np.float32) / 255.0)[None]
-    rgb = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
-    return np.ascontiguousarray(rgb.transpose(2, 0, 1))
-
-
-def match_channels(v: np.ndarray, channels: int) -> np.ndarray:
-    """A decoded ``(C, H, W)`` image with ``channels`` channels.
-
-    RGB to one channel is the mean (R + G + B) / 3 (the colorization operator's grayscale);
-    one channel to RGB repeats it.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from invdiff.cli._io import match_channels
-    >>> match_channels(np.stack([np.zeros((1, 1)), np.ones((1, 1)), np.ones((1, 1))]), 1).tolist()
-    [[[0.6666666666666666]]]
-    """
-    if v.shape[0] == channels:
-        return v
-    if channels == 1:
-        return v.mean(axis=0, keepdims=True)
-    return np.repeat(v, channels, axis=0)
 
 
 def observed_pixels(v: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
@@ -158,132 +137,74 @@ def observed_pixels(v: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray
     return observed
 
 
-def to_uint8(x) -> np.ndarray:
-    """``(C, H, W)`` intensities in ``[0, 1]`` (clipped) to an ``(H, W[, 3])`` uint8 array.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from invdiff.cli._io import to_uint8
-    >>> to_uint8(np.array([[[0.0, 0.5, 2.0]]])).tolist()
-    [[0, 128, 255]]
-    """
-    a = np.asarray(x, dtype=np.float64)
-    a = np.round(np.clip(a, 0.0, 1.0) * 255.0).astype(np.uint8)
-    return a[0] if a.shape[0] == 1 else np.ascontiguousarray(a.transpose(1, 2, 0))
-
-
-def check_output_path(path, *, name: str = "--output") -> Path:
+def check_output_path(path, *, name: str = "--output", extra=()) -> Path:
     """Validate an output image path before any work is done.
 
-    The folder must exist and the suffix must be one of :data:`IMAGE_SUFFIXES`.
+    The suffix must be one of ``invdiff.io.FORMATS`` and a format this Pillow can write, the
+    folder must exist (:func:`invdiff.io.destination_format`) and accept a new file (probed by
+    creating and deleting one), and neither ``path`` nor the ``extra`` files written next to
+    it may be folders.
 
     Examples
     --------
-    >>> from invdiff.cli._io import check_output_path, CLIError
+    >>> from invdiff.cli._io import check_output_path
     >>> check_output_path("out.png").name
     'out.png'
     >>> try:
     ...     check_output_path("out.xyz")
-    ... except CLIError as e:
+    ... except ValueError as e:
     ...     print(str(e).split(":")[0])
     --output
     """
     path = Path(path)
-    if path.suffix.lower() not in IMAGE_SUFFIXES:
-        raise CLIError(f"{name}: unknown image type {path.suffix!r} for {str(path)!r}; use one "
-                       f"of {', '.join(sorted(IMAGE_SUFFIXES))}")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise CLIError(f"{name}: folder {str(parent)!r} does not exist")
-    if path.is_dir():
-        raise CLIError(f"{name}: {str(path)!r} is a folder, not a file name")
+    if not path.name or path.name in (".", ".."):
+        raise CLIError(f"{name}: needs a file name such as out.png; received {str(path)!r}")
+    destination_format(path, name=name)
+    for p in (path, *map(Path, extra)):
+        if p.is_dir():
+            raise CLIError(f"{name}: {str(p)!r} is a folder, not a file name")
+    _probe_writable(path.parent if str(path.parent) else Path("."), name)
     return path
 
 
-def encode_image(x, path, fmt: str | None = None) -> None:
-    """Write ``(C, H, W)`` intensities in ``[0, 1]`` as an 8-bit image (format from suffix).
+def check_output_folder(path, *, name: str = "--out") -> Path:
+    """Validate an output folder before any work is done, without creating it.
+
+    The folder, or the nearest existing folder above it (where it will be created), must
+    accept new files; an existing file of that name is refused.
 
     Examples
     --------
-    >>> import numpy as np, tempfile, os
-    >>> from invdiff.cli._io import encode_image, read_image
-    >>> path = os.path.join(tempfile.mkdtemp(), "b.png")
-    >>> encode_image(np.zeros((3, 2, 2)), path)
-    >>> read_image(path).shape
-    (3, 2, 2)
-    """
-    from PIL import Image
-
-    fmt = fmt or IMAGE_SUFFIXES.get(Path(path).suffix.lower(), "PNG")
-    img = Image.fromarray(to_uint8(x))
-    kwargs = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
-    img.save(path, format=fmt, **kwargs)
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-class AtomicWriter:
-    """Write several files so that either all appear or none does.
-
-    Each :meth:`add` writes into a temporary file in the destination's folder; :meth:`commit`
-    renames them all into place (``os.replace``, atomic per file on POSIX and Windows);
-    leaving the ``with`` block without a commit (an error) deletes the temporary files, so a
-    failed run never leaves a partial output behind.
-
-    Examples
-    --------
-    >>> import os, pathlib, tempfile
-    >>> from invdiff.cli._io import AtomicWriter
+    >>> import tempfile, os
+    >>> from invdiff.cli._io import check_output_folder
     >>> d = tempfile.mkdtemp()
-    >>> with AtomicWriter() as w:
-    ...     w.add(os.path.join(d, "a.txt"), lambda p: pathlib.Path(p).write_text("x"))
-    ...     written = w.commit()
-    >>> os.listdir(d), [p.name for p in written]
-    (['a.txt'], ['a.txt'])
+    >>> check_output_folder(os.path.join(d, "a", "b")).name
+    'b'
+    >>> os.path.exists(os.path.join(d, "a"))
+    False
     """
+    path = Path(path)
+    existing = path
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        what = "exists and is not a folder" if existing == path else \
+            f"cannot be created: {str(existing)!r} is a file"
+        raise CLIError(f"{name}: {str(path)!r} {what}")
+    _probe_writable(existing, name)
+    return path
 
-    def __init__(self):
-        self._pending: list[tuple[str, Path]] = []
-        self.written: list[Path] = []
 
-    def add(self, path, write) -> None:
-        """Run ``write(tmp_path)`` for the final ``path`` (not visible until :meth:`commit`)."""
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix + ".part",
-                                   dir=path.parent if str(path.parent) else ".")
+def _probe_writable(folder: Path, name: str) -> None:
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".invdiff-probe.", dir=folder)
         os.close(fd)
-        self._pending.append((tmp, path))
-        write(tmp)
-
-    def commit(self) -> list[Path]:
-        """Move every temporary file to its final name; returns the final paths."""
-        mode = 0o666 & ~_umask()  # mkstemp creates 0600 files; give the usual permissions
-        for tmp, path in self._pending:
-            os.chmod(tmp, mode)
-            os.replace(tmp, path)
-            self.written.append(path)
-        self._pending = []
-        return self.written
-
-    def discard(self) -> None:
-        """Delete the temporary files not yet committed."""
-        for tmp, _ in self._pending:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-        self._pending = []
-
-    def __enter__(self) -> AtomicWriter:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.discard()
+        os.unlink(tmp)
+    except OSError as e:
+        raise CLIError(f"{name}: cannot write into folder {str(folder)!r}: "
+                       f"{e.strerror or e}") from None
 
 
 # ------------------------------------------------------------------------- runtime glue
@@ -315,7 +236,7 @@ def as_model_array(a, model, kind: str = "float"):
 
 
 def to_numpy(x) -> np.ndarray:
-    """Any array (torch on any device, NumPy, ...) as a float64 NumPy array on the host.
+    """Any array (torch on any device, CuPy, NumPy, ...) as a float64 NumPy array on the host.
 
     Examples
     --------
@@ -324,13 +245,7 @@ def to_numpy(x) -> np.ndarray:
     >>> to_numpy(np.ones(2, dtype=np.float32)).dtype
     dtype('float64')
     """
-    if hasattr(x, "detach"):  # torch
-        x = x.detach().to("cpu")
-    import array_api_compat
-
-    if not isinstance(x, np.ndarray) and array_api_compat.is_cupy_array(x):  # pragma: no cover
-        x = x.get()
-    return np.asarray(x, dtype=np.float64)
+    return np.asarray(_to_numpy(x), dtype=np.float64)  # the host copy of invdiff.io
 
 
 def write_npz(path, arrays: dict) -> None:
@@ -362,13 +277,44 @@ def check_device(device: str) -> None:
 
     try:
         dev = torch.device(device)
-    except (RuntimeError, ValueError) as e:
-        raise CLIError(f"--device: {device!r} is not a device name (cpu, cuda, cuda:N): {e}") \
-            from None
+    except (RuntimeError, ValueError, TypeError) as e:
+        raise CLIError(f"--device: {device!r} is not a device name (cpu, cuda, cuda:N, mps): "
+                       f"{e}") from None
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise CLIError(f"--device: {device!r}: only cpu, cuda, cuda:N and mps are supported")
+    if dev.type == "cpu" and dev.index not in (None, 0):
+        raise CLIError(f"--device: {device!r}: the CPU has no index; use cpu")
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise CLIError(f"--device {device}: CUDA is not available in this torch build/machine")
+        raise CLIError(f"--device {device}: CUDA is not available in this torch build/machine; "
+                       f"use --device cpu")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
         raise CLIError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s)")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None)
+                                  and torch.backends.mps.is_available()):
+        raise CLIError(f"--device {device}: Apple's MPS is not available here; use --device cpu")
+
+
+def synchronize(x) -> None:
+    """Wait until the device computing ``x`` is done (for timing; CPU arrays: no-op).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from invdiff.cli._io import synchronize
+    >>> synchronize(np.zeros(2))
+    """
+    if hasattr(x, "device") and getattr(x.device, "type", None) == "cuda":
+        import torch
+
+        torch.cuda.synchronize(x.device)
+    elif hasattr(x, "device") and getattr(x.device, "type", None) == "mps":  # pragma: no cover
+        import torch
+
+        torch.mps.synchronize()
+    elif type(x).__module__.startswith("cupy"):  # pragma: no cover - needs a GPU
+        import cupy
+
+        cupy.cuda.get_current_stream().synchronize()
 
 
 def set_threads(n: int) -> None:

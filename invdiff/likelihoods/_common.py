@@ -150,6 +150,10 @@ def event_shape(in_shape, op, n: int, matrix: str = "A") -> tuple[int, ...]:
     """
     if in_shape is None:
         in_shape = getattr(op, "in_shape", None) or (n,)
+    if isinstance(in_shape, (str, bytes)) or not hasattr(in_shape, "__iter__") or not all(
+            isinstance(v, int) and not isinstance(v, bool) or hasattr(v, "__index__")
+            and not isinstance(v, bool) for v in in_shape):
+        raise TypeError(f"in_shape must be a tuple of integers; received {in_shape!r}")
     in_shape = tuple(int(v) for v in in_shape)
     if math.prod(in_shape) != n:
         raise ValueError(f"in_shape must have {n} elements (the columns of {matrix}); "

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 
-from .._array_api import check_floating, device_of, is_array, namespace
+from .._array_api import check_floating, check_trailing_shape, device_of, is_array, namespace
 from ._common import (
     Cached,
     as_matrix,
@@ -144,6 +144,7 @@ class DMPS:
     def _setup(self, x_t, t):
         check_floating("x_t", x_t)
         xp = namespace(x_t=x_t, y=self.y)
+        check_trailing_shape("x_t", x_t, self.in_shape)
         a, b = time_coefficients(self.process, t)
         return xp, self._const.like(x_t, xp), a, b
 

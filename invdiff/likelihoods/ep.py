@@ -13,10 +13,8 @@ per measurement) and a Gaussian (LMMSE) module, both with a scalar precision.
 
 from __future__ import annotations
 
-import math
-
-from .._array_api import namespace
-from ..special import truncnorm_mean, truncnorm_moments
+from .._array_api import check_positive, device_of, index_dtype, namespace, wide_dtypes
+from ..special import _halfline_mean, _halfline_moments, truncnorm_mean, truncnorm_moments
 from ._common import Cached
 from .quantized import _Quantized
 
@@ -30,7 +28,7 @@ def _gram_eigh(A, op):
     if op is not None and callable(getattr(op, "gram_eigh", None)):
         return op.gram_eigh()
     xp = namespace(A=A)
-    wide = xp.astype(A, xp.float64) if A.dtype != xp.float64 else A
+    wide = xp.astype(A, wide_dtypes(xp, device_of(A))[0])
     d, W = xp.linalg.eigh(wide @ wide.T)
     d = xp.where(d > 0, d, 0.0)  # A A^T is PSD; rounding can make tiny eigenvalues negative
     return xp.astype(d, A.dtype), xp.astype(W, A.dtype)
@@ -55,16 +53,28 @@ class QuantizedEP(_Quantized):
         Weight of the previous value in every message update from the second iteration on
         (``new <- (1 - damping) new + damping old``), as in the reference code.
     tol : float, optional
-        Stop when every sample's ``mean|Δh_F| + |Δλ_F|`` is below it. Default 1e-5 when every
-        bin is a half-line (1-bit), 1e-3 otherwise (the reference's values).
+        A sample stops (its messages freeze) once its ``mean|Δh_F| + |Δλ_F|`` is below it.
+        Default 1e-5 when every bin is a half-line (1-bit), 1e-3 otherwise (the reference's
+        values).
+    check_every : int, optional
+        Ask the host every ``check_every`` iterations whether any sample is still running,
+        and stop when none is. Default ``None``: never ask, run ``iters`` iterations with
+        the converged samples frozen (the same numbers, and no device synchronisation; on a
+        CPU backend ``check_every=1`` saves the iterations after convergence).
     in_shape : tuple of int, optional
         Trailing shape of ``x_t``.
 
     Attributes
     ----------
     info : dict
-        Diagnostics of the last :meth:`score` call: ``"iterations"`` (used),
-        ``"change"`` (the last ``mean|Δh_F| + |Δλ_F|``, worst sample), ``"converged"``.
+        Diagnostics of the last call, arrays of shape ``(*batch,)`` on the input's device
+        (converting them waits for the device): ``"iterations"`` (used by each sample),
+        ``"change"`` (its last ``mean|Δh_F| + |Δλ_F|``), ``"converged"``, and
+        ``"fallback"`` (True where EP's messages were not finite and the sample was scored
+        with the diagonal message of :class:`QuantizedDiagonal` instead).
+    totals : dict
+        Over all calls since construction: ``"calls"`` (int) and ``"fallback"`` (a 0-d
+        device array: the number of (call, sample) pairs that fell back).
 
     Notes
     -----
@@ -77,18 +87,31 @@ class QuantizedEP(_Quantized):
        truncated to :math:`v_m + b_m \in [l_m, u_m)` (:func:`~invdiff.special.truncnorm_moments`),
        mean :math:`m_F`, :math:`\chi_F` = mean of the variances;
     2. :math:`h_G = m_F/\chi_F - h_F`, :math:`\lambda_G = \max(1/\chi_F - \lambda_F, 10^{-6})`;
-    3. Gaussian module: :math:`m_G = W\mathrm{diag}(1/(\lambda_G + D))W^\top h_G`,
-       :math:`\chi_G = \mathrm{mean}(1/(\lambda_G + D))`;
+    3. Gaussian module: :math:`m_G = W\mathrm{diag}(\iota)W^\top h_G` with
+       :math:`\iota_k = 1/(\lambda_G + D_k)`, :math:`\chi_G = \mathrm{mean}(\iota)`;
     4. :math:`h_F = m_G/\chi_G - h_G`, :math:`\lambda_F = 1/\chi_G - \lambda_G`,
 
     two products with :math:`W` — :math:`O(M^2)` — instead of the reference's dense
-    :math:`M \times M` rebuild. The score is :math:`A^\top g / a_t` with
+    :math:`M \times M` rebuild. Step 4 is evaluated in the algebraically equal form
+
+    .. math:: \lambda_F = \frac{\mathrm{mean}(D\,\iota)}{\mathrm{mean}(\iota)}, \qquad
+              h_F = W\mathrm{diag}\big(\iota\,(\lambda_F - D)\big)W^\top h_G,
+
+    because :math:`1/\chi_G - \lambda_G` cancels when :math:`\lambda_G \gg D` (narrow bins:
+    many bits, float32, a large :math:`\sigma`) and rounds to :math:`\le 0` — the reference's
+    NaN. The weighted mean always lies in :math:`[\min D, \max D]`, so :math:`\lambda_F > 0`.
+    Should the messages still overflow, the sample falls back to the diagonal (QCS-SGM)
+    message and ``info["fallback"]`` says so.
+
+    The score is :math:`A^\top g / a_t` with
     :math:`g_m = \sqrt{\lambda_F}\,\frac{\varphi(\tilde\alpha_m) - \varphi(\tilde\beta_m)}
     {\Phi(\tilde\beta_m) - \Phi(\tilde\alpha_m)}`,
     :math:`\tilde\alpha_m = \sqrt{\lambda_F}(l_m - b_m) - h_{F,m}/\sqrt{\lambda_F}` (likewise
     :math:`\tilde\beta_m`), which equals :math:`C^{-1}` times EP's posterior mean of
     :math:`v` at a fixed point. When :math:`A A^\top = cI` the first iteration already gives
     :math:`h_F = 0`, :math:`\lambda_F = 1/v` and the score of :class:`QuantizedDiagonal`.
+    Each sample stops on its own as in the reference code; the convergence test runs on the
+    device, so a call makes no host synchronisation unless ``check_every`` is set.
 
     Examples
     --------
@@ -100,31 +123,36 @@ class QuantizedEP(_Quantized):
     >>> lower = np.where(w >= 0, 0.0, -np.inf); upper = np.where(w >= 0, np.inf, 0.0)
     >>> lik = ivd.likelihoods.QuantizedEP(A, lower, upper, sigma=0.1,
     ...                                   process=ivd.processes.VE.geometric(1.0, 0.01, 5))
-    >>> lik.score(np.zeros((2, 30)), 0.5).shape, lik.info["iterations"] <= 5
-    ((2, 30), True)
+    >>> lik.score(np.zeros((2, 30)), 0.5).shape, lik.info["iterations"].tolist()
+    ((2, 30), [5, 5])
     """
 
     def __init__(self, A, lower, upper, sigma, process, *, iters: int = 5,
-                 damping: float = 0.02, tol: float | None = None, in_shape=None):
+                 damping: float = 0.02, tol: float | None = None, check_every=None,
+                 in_shape=None):
         super().__init__(A, lower, upper, sigma, process, in_shape)
-        if isinstance(iters, bool) or int(iters) != iters or iters < 1:
-            raise ValueError(f"iters must be a positive integer; received {iters!r}")
-        self.iters = int(iters)
+        self.iters = _positive_int("iters", iters)
+        self.check_every = None if check_every is None else _positive_int("check_every",
+                                                                           check_every)
         damping = float(damping)
         if not 0.0 <= damping < 1.0:
             raise ValueError(f"damping must be in [0, 1); received {damping!r}")
         self.damping = damping
         xp = namespace(A=self.A)
-        one_bit = bool(xp.all(xp.isinf(lower) | xp.isinf(upper)))
+        open_below = xp.isinf(lower)
+        self.halflines = bool(xp.all(open_below | xp.isinf(upper)))  # 1-bit: a fast path
         if tol is None:
-            tol = 1e-5 if one_bit else 1e-3
-        tol = float(tol)
-        if not (math.isfinite(tol) and tol > 0):
-            raise ValueError(f"tol must be a finite number > 0; received {tol!r}")
-        self.tol = tol
+            tol = 1e-5 if self.halflines else 1e-3
+        self.tol = check_positive("tol", tol)
         d, W = _gram_eigh(self.A, self.op)
         self._gram = Cached(d=d, W=W)
-        self.info: dict = {"iterations": 0, "change": math.nan, "converged": False}
+        # half-lines as v_m <= s_m (e_m - b_m) with the sign s_m = +1 for (-inf, u], -1 for
+        # [l, inf): one standardized edge per measurement instead of two
+        ones = xp.ones_like(lower)
+        self._edge = Cached(sign=xp.where(open_below, ones, -ones),
+                            edge=xp.where(open_below, upper, lower))
+        self.info: dict = {}
+        self.totals: dict = {"calls": 0, "fallback": 0}
 
     def __repr__(self) -> str:
         M, N = self.A.shape
@@ -142,45 +170,75 @@ class QuantizedEP(_Quantized):
         h_F : array of shape ``(*batch, M)``
         lam_F : array of shape ``(*batch, 1)``
         info : dict
-            ``iterations``, ``change``, ``converged`` (also stored in :attr:`info`).
+            As :attr:`info` (also stored there).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import invdiff as ivd
+        >>> lik = ivd.likelihoods.QuantizedEP(np.eye(2), np.array([0.0, -np.inf]),
+        ...     np.array([np.inf, 0.0]), 0.1, ivd.processes.VE.geometric(1.0, 0.01, 5))
+        >>> h_F, lam_F, info = lik.messages(np.zeros((3, 2)), 0.5)
+        >>> h_F.shape, lam_F.shape, info["converged"].tolist()
+        ((3, 2), (3, 1), [True, True, True])
         """
         xp, c, batch, a1, r2, z = self._project(x_t, t)
-        return self._ep(xp, c, r2, z, x_t)
+        return self._ep(xp, r2, z, x_t, self._box(xp, c, z, x_t))
 
-    def _ep(self, xp, c, r2, z, x_t):
+    def _ep(self, xp, r2, z, x_t, box):
         g = self._gram.like(x_t, xp)
         W, D = g["W"], 1.0 / (r2 * g["d"] + self.sigma**2)
-        lo, hi = c["lower"] - z, c["upper"] - z  # the box for v = w - b
         h_F = xp.zeros_like(z)
         lam_F = xp.ones_like(z[..., :1])
         m_F = chi_F = h_G = lam_G = None
-        change, it = math.inf, 0
+        active, change, running = None, None, []
         for it in range(self.iters):
-            h_F_old, lam_F_old = h_F, lam_F
             # factor module: truncated moments under the cavity N(h_F/lam_F, 1/lam_F)
             sq = xp.sqrt(lam_F)
             mu = h_F / lam_F
-            mean_s, var_s = truncnorm_moments(sq * (lo - mu), sq * (hi - mu))
+            mean_s, var_s = self._moments(xp, box, sq, mu)
             m_F = self._damp(it, mu + mean_s / sq, m_F)
             # the floor only matters when every bin has zero width (exact measurements)
-            chi_new = xp.maximum(xp.mean(var_s, axis=-1, keepdims=True), 1e-12) / lam_F
+            chi_new = _at_least(xp, xp.mean(var_s, axis=-1, keepdims=True), 1e-12) / lam_F
             chi_F = self._damp(it, chi_new, chi_F)
             # extrinsic message to the Gaussian module
             h_G = self._damp(it, m_F / chi_F - h_F, h_G)
-            lam_G = self._damp(it, xp.maximum(1.0 / chi_F - lam_F, _LAMBDA_FLOOR), lam_G)
-            # Gaussian (LMMSE) module in the eigenbasis of A A^T
+            lam_G = self._damp(it, _at_least(xp, 1.0 / chi_F - lam_F, _LAMBDA_FLOOR), lam_G)
+            # Gaussian (LMMSE) module in the eigenbasis of A A^T, and the extrinsic message
+            # back: 1/chi_G - lam_G and m_G/chi_G - h_G without their cancellation
             inv = 1.0 / (lam_G + D)
-            m_G = ((h_G @ W) * inv) @ W.T
-            chi_G = xp.mean(inv + 0.0 * h_G, axis=-1, keepdims=True)
-            # extrinsic message back to the factor module
-            h_F = self._damp(it, m_G / chi_G - h_G, h_F_old)
-            lam_F = self._damp(it, 1.0 / chi_G - lam_G, lam_F_old)
-            delta = xp.mean(xp.abs(h_F - h_F_old), axis=-1) + xp.abs(lam_F - lam_F_old)[..., 0]
-            change = float(xp.max(delta))
-            if change < self.tol:
+            lam_new = xp.mean(D * inv, axis=-1, keepdims=True) / xp.mean(inv, axis=-1,
+                                                                          keepdims=True)
+            h_new = self._damp(it, ((h_G @ W) * (inv * (lam_new - D))) @ W.T, h_F)
+            lam_new = self._damp(it, lam_new, lam_F)
+            delta = xp.mean(xp.abs(h_new - h_F), axis=-1) + xp.abs(lam_new - lam_F)[..., 0]
+            if active is None:  # first iteration: every sample moves
+                h_F, lam_F, change = h_new, lam_new, delta
+            else:  # samples that converged earlier keep their messages
+                h_F = xp.where(active[..., None], h_new, h_F)
+                lam_F = xp.where(active[..., None], lam_new, lam_F)
+                change = xp.where(active, delta, change)
+            running.append(active)
+            active = change >= self.tol  # NaN compares False: such a sample stops too
+            if self.check_every and (it + 1) % self.check_every == 0 \
+                    and it + 1 < self.iters and not bool(xp.any(active)):
                 break
-        self.info = {"iterations": it + 1, "change": change, "converged": change < self.tol}
+        self.info = self._diagnostics(xp, running, change, h_F, lam_F)
         return h_F, lam_F, self.info
+
+    def _diagnostics(self, xp, running, change, h_F, lam_F) -> dict:
+        """Per-sample ``info`` (device arrays: no synchronisation) and the running totals."""
+        ones = xp.ones_like(change)
+        iterations = ones + sum(xp.astype(r, change.dtype) for r in running[1:])
+        lam = lam_F[..., 0]
+        ok = xp.isfinite(lam) & (lam > 0) & xp.all(xp.isfinite(h_F), axis=-1)
+        info = {"iterations": xp.astype(iterations, index_dtype(xp, device_of(change))),
+                "change": change,
+                "converged": change < self.tol, "fallback": ~ok}
+        self.totals["calls"] += 1
+        self.totals["fallback"] = self.totals["fallback"] + xp.sum(
+            xp.astype(info["fallback"], info["iterations"].dtype))
+        return info
 
     def score(self, x_t, t):
         r"""Score :math:`\nabla_{x_t}\log\tilde p(y \mid x_t) \approx A^\top g / a_t` (EP estimate).
@@ -196,9 +254,46 @@ class QuantizedEP(_Quantized):
             Same shape, namespace, device and dtype as ``x_t``; diagnostics in :attr:`info`.
         """
         xp, c, batch, a1, r2, z = self._project(x_t, t)
-        h_F, lam_F, _ = self._ep(xp, c, r2, z, x_t)
-        sq = xp.sqrt(lam_F)
-        alpha = sq * (c["lower"] - z) - h_F / sq
-        beta = sq * (c["upper"] - z) - h_F / sq
-        g = sq * truncnorm_mean(alpha, beta)
+        box = self._box(xp, c, z, x_t)
+        h_F, lam_F, info = self._ep(xp, r2, z, x_t, box)
+        # fallback: QCS-SGM's diagonal message, h = 0 and precision 1/v_m per measurement
+        ok = ~info["fallback"][..., None]
+        lam = xp.where(ok, lam_F, 1.0 / (self.sigma**2 + r2 * c["n2"]))
+        h = xp.where(ok, h_F, 0.0)
+        sq = xp.sqrt(lam)
+        if self.halflines:
+            sign, e = box
+            g = sign * sq * _halfline_mean(sq * e - sign * (h / sq), xp)
+        else:
+            lo, hi = box
+            g = sq * truncnorm_mean(sq * lo - h / sq, sq * hi - h / sq)
         return self._back(g, c, batch, a1, xp)
+
+    def _box(self, xp, c, z, x_t):
+        """The bins for ``v = w - b``: ``(lower - z, upper - z)``, or for half-lines
+        ``(s, s (e - z))`` with ``v_m <= s_m (e_m - z_m)`` after multiplying by ``s_m``."""
+        if not self.halflines:
+            return c["lower"] - z, c["upper"] - z
+        k = self._edge.like(x_t, xp)
+        return k["sign"], k["sign"] * (k["edge"] - z)
+
+    def _moments(self, xp, box, sq, mu):
+        """Standardized truncated moments under the cavity ``N(mu, 1/sq^2)``."""
+        if not self.halflines:
+            lo, hi = box
+            return truncnorm_moments(sq * (lo - mu), sq * (hi - mu))
+        sign, e = box
+        mean, var = _halfline_moments(sq * e - sign * (sq * mu), xp)
+        return sign * mean, var
+
+
+def _at_least(xp, x, low: float):
+    """``max(x, low)`` for a Python ``low`` (``xp.maximum`` would copy ``low`` to the device)."""
+    return xp.where(x < low, low, x)
+
+
+def _positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value \
+            or value < 1:
+        raise ValueError(f"{name} must be a positive integer; received {value!r}")
+    return int(value)

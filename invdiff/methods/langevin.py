@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from .. import likelihoods as _lik
 from .. import samplers as _samplers
+from .._array_api import check_trailing_shape, namespace
 from ..processes import VE, reexpress
-from ._common import _as_rng, _Counted, _run
+from ._common import _as_rng, _Counted, _run, check_arguments
 
 __all__ = ["qcs_sgm", "qcs_sgm_plus", "ald_cs"]
 
@@ -25,12 +26,16 @@ def _langevin_method(name, model, process, rng, return_info, record_guidance, li
     """Shared body of the annealed-Langevin recipes: VE model, uniform start, one run."""
     rng = _as_rng(rng)
     model = _ve_model(model, process)
+    guidance = likelihood(model.process)
     if x_init is None:  # the reference starts from U[0, 1], the data range of its models
         low, high = getattr(model, "data_range", (0.0, 1.0))
         x_init = rng.uniform(shape, like=like, low=low, high=high)
+    else:
+        namespace(x_init=x_init, measurement=like)
+        check_trailing_shape("x_init", x_init, guidance.in_shape)
     settings = {"method": name, "eps": kwargs["eps"], "steps_each": kwargs["steps_each"],
                 "gamma": kwargs["scale"], **(settings or {})}
-    return _run(_samplers.langevin, model, x_init, likelihood(model.process), rng=rng,
+    return _run(_samplers.langevin, model, x_init, guidance, rng=rng,
                 return_info=return_info, record_guidance=record_guidance, settings=settings,
                 **kwargs)
 
@@ -39,8 +44,9 @@ def _cs_shape(A, y, n, in_shape):
     batch = tuple(y.shape[:-1])
     if n is not None:
         batch = (int(n),) + batch
-    N = int(A.shape[-1]) if hasattr(A, "shape") else int(A.in_shape[-1])
-    return batch + (tuple(in_shape) if in_shape is not None else (N,))
+    if in_shape is None:  # a DenseMatrix knows the image shape it acts on
+        in_shape = getattr(A, "in_shape", None) or (int(A.shape[-1]),)
+    return batch + tuple(int(v) for v in in_shape)
 
 
 def qcs_sgm(model, A, lower, upper, sigma, *, rng=None, x_init=None, n=None, in_shape=None,
@@ -76,6 +82,10 @@ def qcs_sgm(model, A, lower, upper, sigma, *, rng=None, x_init=None, n=None, in_
     >>> ivd.methods.qcs_sgm(prior, A, lo, hi, 0.05, rng=0, n=3).shape
     (3, 4)
     """
+    check_arguments(model=model, A=A, lower=lower, upper=upper, sigma=sigma, x_init=x_init, n=n,
+                    in_shape=in_shape, eps=eps, steps_each=steps_each, gamma=gamma,
+                    final_denoise=final_denoise, progress=progress, return_info=return_info,
+                    record_guidance=record_guidance)
     return _langevin_method(
         "qcs_sgm", model, process, rng, return_info, record_guidance,
         lambda proc: _lik.QuantizedDiagonal(A, lower, upper, sigma, proc, in_shape=in_shape),
@@ -92,7 +102,10 @@ def qcs_sgm_plus(model, A, lower, upper, sigma, *, rng=None, x_init=None, n=None
 
     As :func:`qcs_sgm` with :class:`invdiff.likelihoods.QuantizedEP` (``iters`` = 5,
     ``damping`` = 0.02) and the norm-matched weight :math:`\gamma\|s\|/\|\nabla\log\tilde
-    p\|` per step (γ = 0.5 for MNIST, 0.3 for CIFAR/CelebA).
+    p\|` per step (γ = 0.5 for MNIST, 0.3 for CIFAR/CelebA). With ``return_info`` the info
+    also holds ``"ep_calls"`` (EP runs, one per Langevin step) and ``"ep_fallback"`` (how many
+    (call, sample) pairs EP scored with the diagonal message because its own messages
+    overflowed; see :class:`~invdiff.likelihoods.QuantizedEP`).
 
     Examples
     --------
@@ -105,13 +118,26 @@ def qcs_sgm_plus(model, A, lower, upper, sigma, *, rng=None, x_init=None, n=None
     >>> ivd.methods.qcs_sgm_plus(prior, A, lo, hi, 0.1, rng=0, n=3).shape
     (3, 4)
     """
-    return _langevin_method(
-        "qcs_sgm_plus", model, process, rng, return_info, record_guidance,
-        lambda proc: _lik.QuantizedEP(A, lower, upper, sigma, proc, iters=iters,
-                                      damping=damping, in_shape=in_shape),
+    check_arguments(model=model, A=A, lower=lower, upper=upper, sigma=sigma, x_init=x_init, n=n,
+                    in_shape=in_shape, eps=eps, steps_each=steps_each, gamma=gamma, iters=iters,
+                    damping=damping, final_denoise=final_denoise, progress=progress,
+                    return_info=return_info, record_guidance=record_guidance)
+    made = []
+
+    def likelihood(proc):
+        made.append(_lik.QuantizedEP(A, lower, upper, sigma, proc, iters=iters, damping=damping,
+                                     in_shape=in_shape))
+        return made[-1]
+
+    out = _langevin_method(
+        "qcs_sgm_plus", model, process, rng, return_info, record_guidance, likelihood,
         x_init, lower, _cs_shape(A, lower, n, in_shape), progress=progress, scale=gamma,
         weighting="norm", eps=eps, steps_each=steps_each, final_denoise=final_denoise,
         settings={"iters": iters, "damping": damping})
+    if return_info:  # one device-to-host transfer, after the run
+        out[1]["ep_calls"] = made[0].totals["calls"]
+        out[1]["ep_fallback"] = int(made[0].totals["fallback"])
+    return out
 
 
 def ald_cs(model, A, y, sigma, *, rng=None, x_init=None, n=None, in_shape=None, process=None,
@@ -132,6 +158,9 @@ def ald_cs(model, A, y, sigma, *, rng=None, x_init=None, n=None, in_shape=None, 
     >>> ivd.methods.ald_cs(prior, np.eye(2, 4), np.array([0.3, -0.2]), 0.05, rng=0, n=3).shape
     (3, 4)
     """
+    check_arguments(model=model, A=A, y=y, sigma=sigma, x_init=x_init, n=n, in_shape=in_shape,
+                    eps=eps, steps_each=steps_each, gamma=gamma, final_denoise=final_denoise,
+                    progress=progress, return_info=return_info, record_guidance=record_guidance)
     return _langevin_method(
         "ald_cs", model, process, rng, return_info, record_guidance,
         lambda proc: _lik.ALD(A, y, sigma, proc, in_shape=in_shape),

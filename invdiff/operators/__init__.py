@@ -26,6 +26,10 @@ matrices                           on ``(*b, N)``
 :func:`correlated_matrix`          :math:`\rho^{|i-j|}` correlation on both sides
 =================================  ===================================================
 
+Your own operator: subclass :class:`SVDOperator` and implement its public hooks
+(``factors``, ``apply_Vt``, ``apply_V``, ``apply_Ut``, ``apply_U``), then test it with
+:func:`check_svd`.
+
 Examples
 --------
 >>> import numpy as np
@@ -37,6 +41,7 @@ True
 """
 
 from ._base import LinearOperator, SVDOperator
+from ._check import check_svd
 from .fourier import CircularBlur
 from .image import Colorization, Identity, Inpainting
 from .matrices import (
@@ -63,4 +68,5 @@ __all__ = [
     "ill_conditioned_matrix",
     "correlated_matrix",
     "bicubic_weight",
+    "check_svd",
 ]

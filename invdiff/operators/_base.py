@@ -2,7 +2,8 @@ r"""Base classes: :class:`LinearOperator` and :class:`SVDOperator` (implicit thi
 
 An :class:`SVDOperator` represents :math:`A = U \Sigma V^\top` (thin SVD, ``rank``
 singular values :math:`s_i > 0`) without forming a matrix. Subclasses describe their
-factors once per array namespace and device, in float64 (:meth:`SVDOperator._build64`);
+factors once per array namespace and device, in float64 (:meth:`SVDOperator._build64`; float32
+on a device without float64);
 the base class validates inputs, casts the factors to the input's dtype and caches them,
 so one operator serves NumPy, PyTorch, CuPy and array-api-strict inputs alike.
 
@@ -19,13 +20,12 @@ from .._array_api import (
     check_floating,
     check_trailing_shape,
     device_of,
+    index_dtype,
     is_array,
     namespace,
 )
 
 __all__ = ["LinearOperator", "SVDOperator"]
-
-_EPS64 = 2.220446049250313e-16
 
 
 class LinearOperator:
@@ -109,6 +109,30 @@ class SVDOperator(LinearOperator):
     call it is in the home namespace: the array's, or ``like``'s (which then pins it),
     NumPy float64 by default.
 
+    **Writing your own operator.** Subclass, call ``super().__init__(in_shape, out_shape)``
+    and implement five hooks; the base class does the rest (input validation with clear
+    errors, batch dimensions, casting and caching the factors per namespace, device and
+    dtype, :meth:`pinv`, :meth:`rank`, :meth:`singulars_like`):
+
+    ================================  ===================================================
+    hook                              returns
+    ================================  ===================================================
+    ``factors(xp, device)``           dict of float64 arrays in ``xp`` on ``device``,
+                                      with the 1-D singular values (> 0) under ``"s"``
+    ``apply_Vt(xp, f, x)``            :math:`V^\top x`: ``(*b, *in_shape)`` → ``(*b, rank)``
+    ``apply_V(xp, f, z)``             :math:`V z`: ``(*b, rank)`` → ``(*b, *in_shape)``
+    ``apply_Ut(xp, f, y)``            :math:`U^\top y`: ``(*b, *out_shape)`` → ``(*b, rank)``
+    ``apply_U(xp, f, w)``             :math:`U w`: ``(*b, rank)`` → ``(*b, *out_shape)``
+    ``apply_A``, ``apply_At``         optional faster :math:`Ax`, :math:`A^\top y`
+    ================================  ===================================================
+
+    ``xp`` is the input's namespace and ``f`` the factors in the input's dtype: write the
+    hooks with ``xp`` functions only and the operator runs on every backend. The columns of
+    :math:`V` and :math:`U` must be orthonormal and :math:`s > 0` (drop zero singular
+    values): :func:`invdiff.operators.check_svd` tests all of it on random inputs.
+    (The built-in operators implement the same hooks under private names, ``_build64``,
+    ``_Vt``, ...; either spelling works.)
+
     Examples
     --------
     >>> import numpy as np
@@ -119,6 +143,39 @@ class SVDOperator(LinearOperator):
     >>> z.shape, op.rank
     ((1, 4), 4)
     >>> bool(np.allclose(op.U(op.singulars * z), op.apply(x)))
+    True
+
+    A worked example: averaging pairs of neighbouring pixels along the width (a sensor
+    that bins columns by 2). Each output pixel is :math:`(x_{2j} + x_{2j+1})/2`, a row
+    :math:`(\tfrac12, \tfrac12)` of norm :math:`1/\sqrt 2`: so :math:`U = I`,
+    :math:`s = 1/\sqrt 2`, and :math:`V^\top x = (x_{2j} + x_{2j+1})/\sqrt 2`.
+
+    >>> import math
+    >>> class BinColumns(ivd.operators.SVDOperator):
+    ...     def __init__(self, in_shape):
+    ...         C, H, W = in_shape
+    ...         super().__init__(in_shape, (C, H, W // 2))
+    ...     def factors(self, xp, device):
+    ...         n = math.prod(self.out_shape)
+    ...         return {"s": xp.full((n,), 1 / math.sqrt(2), dtype=xp.float64, device=device)}
+    ...     def apply_Vt(self, xp, f, x):
+    ...         pairs = xp.reshape(x, (*x.shape[:-1], x.shape[-1] // 2, 2))
+    ...         v = xp.sum(pairs, axis=-1) / math.sqrt(2)
+    ...         return xp.reshape(v, (*x.shape[:-3], -1))
+    ...     def apply_V(self, xp, f, z):
+    ...         v = xp.reshape(z, (*z.shape[:-1], *self.out_shape, 1)) / math.sqrt(2)
+    ...         both = xp.concat([v, v], axis=-1)
+    ...         return xp.reshape(both, (*z.shape[:-1], *self.in_shape))
+    ...     def apply_Ut(self, xp, f, y):
+    ...         return xp.reshape(y, (*y.shape[:-3], -1))
+    ...     def apply_U(self, xp, f, w):
+    ...         return xp.reshape(w, (*w.shape[:-1], *self.out_shape))
+    ...     def apply_A(self, xp, f, x):  # optional: the direct form, exact and cheaper
+    ...         return xp.mean(xp.reshape(x, (*x.shape[:-1], x.shape[-1] // 2, 2)), axis=-1)
+    >>> op = BinColumns((1, 2, 4))
+    >>> op.apply(np.array([[[1.0, 3.0, 0.0, 2.0], [4.0, 4.0, 5.0, 7.0]]])).tolist()
+    [[[2.0, 1.0], [4.0, 6.0]]]
+    >>> max(ivd.operators.check_svd(op).values()) < 1e-12
     True
     """
 
@@ -136,27 +193,165 @@ class SVDOperator(LinearOperator):
         self._cache64: dict[tuple, dict] = {}
         self._cache: dict[tuple, dict] = {}
 
-    # -- subclass hooks -----------------------------------------------------------------
+    # -- the subclass contract (public names; see the class docstring) ------------------
+    def factors(self, xp, device) -> dict:
+        """Subclass hook: the operator's constant arrays in namespace ``xp`` on ``device``, in
+        float64 (float32 on a device without float64: build them in
+        ``wide_dtypes(xp, device)``), as a dict that must hold ``"s"``, the 1-D singular
+        values (> 0).
+
+        Called once per (namespace, device); the base class casts every floating entry
+        to the dtype of each input and caches it, and passes the dict as ``f`` to the
+        other hooks. Put whatever the products need in it (a kernel, a mask, index
+        arrays); non-floating entries are passed through unchanged.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import invdiff as ivd
+        >>> import array_api_compat.numpy as xp
+        >>> ivd.operators.Identity((2,)).factors(xp, "cpu")["s"].tolist()
+        [1.0, 1.0]
+        """
+        if self._overrides("_build64"):
+            return self._build64(xp, device)
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement factors(xp, device), returning a dict of "
+            "float64 arrays with the singular values under 's' (see SVDOperator)")
+
+    def apply_Vt(self, xp, f, x):
+        r"""Subclass hook: :math:`V^\top x` for ``x`` of shape ``(*batch, *in_shape)``, already
+        validated; return ``(*batch, rank)``. ``f`` is the dict of :meth:`factors` in
+        ``x``'s dtype.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import invdiff as ivd
+        >>> import array_api_compat.numpy as xp
+        >>> op = ivd.operators.Identity((2, 2))
+        >>> op.apply_Vt(xp, op.factors(xp, "cpu"), np.ones((2, 2))).shape
+        (4,)
+        """
+        if self._overrides("_Vt"):
+            return self._Vt(xp, f, x)
+        raise NotImplementedError(f"{type(self).__name__} must implement apply_Vt(xp, f, x)")
+
+    def apply_V(self, xp, f, z):
+        """Subclass hook: :math:`V z` for ``z`` of shape ``(*batch, rank)``; return
+        ``(*batch, *in_shape)``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import invdiff as ivd
+        >>> import array_api_compat.numpy as xp
+        >>> op = ivd.operators.Identity((2, 2))
+        >>> op.apply_V(xp, op.factors(xp, "cpu"), np.ones(4)).shape
+        (2, 2)
+        """
+        if self._overrides("_V"):
+            return self._V(xp, f, z)
+        raise NotImplementedError(f"{type(self).__name__} must implement apply_V(xp, f, z)")
+
+    def apply_Ut(self, xp, f, y):
+        r"""Subclass hook: :math:`U^\top y` for ``y`` of shape ``(*batch, *out_shape)``;
+        return ``(*batch, rank)``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import invdiff as ivd
+        >>> import array_api_compat.numpy as xp
+        >>> op = ivd.operators.Identity((3,))
+        >>> op.apply_Ut(xp, op.factors(xp, "cpu"), np.ones(3)).shape
+        (3,)
+        """
+        if self._overrides("_Ut"):
+            return self._Ut(xp, f, y)
+        raise NotImplementedError(f"{type(self).__name__} must implement apply_Ut(xp, f, y)")
+
+    def apply_U(self, xp, f, w):
+        """Subclass hook: :math:`U w` for ``w`` of shape ``(*batch, rank)``; return
+        ``(*batch, *out_shape)``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import invdiff as ivd
+        >>> import array_api_compat.numpy as xp
+        >>> op = ivd.operators.Identity((3,))
+        >>> op.apply_U(xp, op.factors(xp, "cpu"), np.ones(3)).shape
+        (3,)
+        """
+        if self._overrides("_U"):
+            return self._U(xp, f, w)
+        raise NotImplementedError(f"{type(self).__name__} must implement apply_U(xp, f, w)")
+
+    def apply_A(self, xp, f, x):
+        """Optional subclass hook: :math:`A x`; default ``U(s * Vt(x))``. Override it when
+        the operator has a cheaper direct form (a convolution, a selection).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import invdiff as ivd
+        >>> import array_api_compat.numpy as xp
+        >>> op = ivd.operators.Colorization((3, 1, 1))
+        >>> op.apply_A(xp, op.factors(xp, "cpu"), np.ones((3, 1, 1))).shape
+        (1, 1, 1)
+        """
+        if self._overrides("_apply"):
+            return self._apply(xp, f, x)
+        return self._U(xp, f, f["s"] * self._Vt(xp, f, x))
+
+    def apply_At(self, xp, f, y):
+        r"""Optional subclass hook: :math:`A^\top y`; default ``V(s * Ut(y))``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import invdiff as ivd
+        >>> import array_api_compat.numpy as xp
+        >>> op = ivd.operators.Colorization((3, 1, 1))
+        >>> op.apply_At(xp, op.factors(xp, "cpu"), np.ones((1, 1, 1))).shape
+        (3, 1, 1)
+        """
+        if self._overrides("_adjoint"):
+            return self._adjoint(xp, f, y)
+        return self._V(xp, f, f["s"] * self._Ut(xp, f, y))
+
+    # The built-in operators implement the private names directly; by default each one
+    # calls its public hook above, so a subclass may implement either spelling (and the
+    # public names work on the built-in operators too).
+    def _overrides(self, name: str) -> bool:
+        return getattr(type(self), name) is not getattr(SVDOperator, name)
+
     def _build64(self, xp, device) -> dict:
-        """Float64 factors on ``device``; must contain ``"s"`` (1-D singular values)."""
-        raise NotImplementedError
+        """Factors on ``device`` in ``wide_dtypes(xp, device)`` (float64 where the device has
+        it, else float32); must contain ``"s"`` (1-D singular values)."""
+        return self.factors(xp, device)
 
     def _Vt(self, xp, f, x):
-        raise NotImplementedError
+        return self.apply_Vt(xp, f, x)
 
     def _V(self, xp, f, z):
-        raise NotImplementedError
+        return self.apply_V(xp, f, z)
 
     def _Ut(self, xp, f, y):
-        raise NotImplementedError
+        return self.apply_Ut(xp, f, y)
 
     def _U(self, xp, f, w):
-        raise NotImplementedError
+        return self.apply_U(xp, f, w)
 
     def _apply(self, xp, f, x):
+        if self._overrides("apply_A"):
+            return self.apply_A(xp, f, x)
         return self._U(xp, f, f["s"] * self._Vt(xp, f, x))
 
     def _adjoint(self, xp, f, y):
+        if self._overrides("apply_At"):
+            return self.apply_At(xp, f, y)
         return self._V(xp, f, f["s"] * self._Ut(xp, f, y))
 
     # -- factor cache ---------------------------------------------------------------------
@@ -389,7 +584,7 @@ def _cast(xp, a, dtype):
 def _keep(xp, s, threshold: float, n: int):
     """Boolean mask of singular values kept: ``s >= threshold`` and above rounding level."""
     s_max = float(xp.max(s)) if s.shape[0] else 0.0
-    tol = s_max * max(n, 1) * _EPS64
+    tol = s_max * max(n, 1) * float(xp.finfo(s.dtype).eps)
     return (s >= threshold) & (s > tol)
 
 
@@ -401,7 +596,7 @@ def _scatter_index(xp, keep):
     """For a boolean mask ``keep`` of length n with r True entries, an index of length n
     mapping kept positions to 0..r-1 and dropped ones to r (a zero slot appended by
     :func:`_scatter`). Gathers only: no in-place writes, so it works in every namespace."""
-    k = xp.astype(keep, xp.int64)
+    k = xp.astype(keep, index_dtype(xp, device_of(keep)))
     r = xp.sum(k)
     return xp.where(keep, xp.cumulative_sum(k) - 1, r)
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 
-from .._array_api import check_finite, is_array, namespace
+from .._array_api import check_finite, is_array, namespace, wide_dtypes
 from ._base import SVDOperator, _batch, _image_shape, _keep, _scatter, _scatter_index
 from .separable import SeparableBlur
 
@@ -117,15 +117,15 @@ class CircularBlur(SVDOperator):
     # -- factors ------------------------------------------------------------------------------
     def _build64(self, xp, device):
         C, H, W = self.in_shape
+        real, cplx = wide_dtypes(xp, device)
         k = self.kernel
-        k = xp.astype(k, xp.float64) if is_array(k) else xp.asarray(k, dtype=xp.float64,
-                                                                    device=device)
+        k = xp.astype(k, real) if is_array(k) else xp.asarray(k, dtype=real, device=device)
         kh, kw = k.shape
-        k = xp.concat([k, xp.zeros((kh, W - kw), dtype=xp.float64, device=device)], axis=1)
-        k = xp.concat([k, xp.zeros((H - kh, W), dtype=xp.float64, device=device)], axis=0)
+        k = xp.concat([k, xp.zeros((kh, W - kw), dtype=real, device=device)], axis=1)
+        k = xp.concat([k, xp.zeros((H - kh, W), dtype=real, device=device)], axis=0)
         # tap (c_h, c_w) at the origin: 'same' alignment
         k = xp.roll(k, shift=(-((kh - 1) // 2), -((kw - 1) // 2)), axis=(0, 1))
-        k_hat = xp.fft.fftn(xp.astype(k, xp.complex128))
+        k_hat = xp.fft.fftn(xp.astype(k, cplx))
         r = xp.reshape(xp.abs(k_hat), (-1,))
         keep = _keep(xp, r, self.threshold, H * W)
 
@@ -134,8 +134,8 @@ class CircularBlur(SVDOperator):
         idx = xp.reshape(a * W + b, (-1,))
         neg = xp.reshape(((-a) % H) * W + ((-b) % W), (-1,))
         P, N, S = idx < neg, idx > neg, idx == neg
-        one = xp.ones(H * W, dtype=xp.float64, device=device)
-        zero = xp.zeros(H * W, dtype=xp.float64, device=device)
+        one = xp.ones(H * W, dtype=real, device=device)
+        zero = xp.zeros(H * W, dtype=real, device=device)
         pos_r = xp.where(r > 0, r, one)
         re, im = xp.reshape(xp.real(k_hat), (-1,)), xp.reshape(xp.imag(k_hat), (-1,))
         # on S the DFT of a real kernel is real: force exact +-1 rotations there
@@ -146,7 +146,7 @@ class CircularBlur(SVDOperator):
         keep_idx = xp.nonzero(keep)[0]
         s2 = xp.take(r, keep_idx, axis=0)
         s = xp.reshape(xp.broadcast_to(s2[None, :], (C, s2.shape[0])), (-1,))
-        fP, fN, fS = (xp.astype(m, xp.float64) for m in (P, N, S))
+        fP, fN, fS = (xp.astype(m, real) for m in (P, N, S))
         return {
             "s": s, "r2": s2.shape[0], "keep": keep_idx, "inv": _scatter_index(xp, keep),
             "neg": neg, "cos": cos, "sin": sin,
@@ -154,7 +154,7 @@ class CircularBlur(SVDOperator):
             "w_re": rt2 * fP + fS, "w_im": rt2 * fN,
             "a1": ir2 * fP + fS, "a2": ir2 * fN, "b1": ir2 * fN, "b2": ir2 * fP,
             "k_hat": xp.reshape(xp.where(keep, xp.reshape(k_hat, (-1,)),
-                                         xp.zeros((), dtype=xp.complex128, device=device)),
+                                         xp.zeros((), dtype=cplx, device=device)),
                                 (H, W)),
         }
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from .._array_api import check_array, device_of, namespace
+from .._array_api import check_array, device_of, index_dtype, namespace, wide_dtypes
 from ._base import (
     SVDOperator,
     _batch,
@@ -55,7 +55,7 @@ class Identity(SVDOperator):
         self._n = math.prod(in_shape)
 
     def _build64(self, xp, device):
-        return {"s": xp.ones(self._n, dtype=xp.float64, device=device)}
+        return {"s": xp.ones(self._n, dtype=wide_dtypes(xp, device)[0], device=device)}
 
     def _Vt(self, xp, f, x):
         return xp.reshape(x, (*_batch(x, len(self.in_shape)), self._n))
@@ -185,7 +185,8 @@ class Inpainting(SVDOperator):
     def _build64(self, xp, device):
         flat = xp.reshape(self._source, (-1,))
         return {
-            "s": xp.ones(int(xp.sum(xp.astype(flat, xp.int64))), dtype=xp.float64, device=device),
+            "s": xp.ones(int(xp.sum(xp.astype(flat, index_dtype(xp, device)))),
+                         dtype=wide_dtypes(xp, device)[0], device=device),
             "idx": xp.nonzero(flat)[0],
             "inv": _scatter_index(xp, flat),
             "mask": self._source,
@@ -253,7 +254,8 @@ class Colorization(SVDOperator):
         self._C, self._hw = C, H * W
 
     def _build64(self, xp, device):
-        return {"s": xp.full(self._hw, 1.0 / math.sqrt(self._C), dtype=xp.float64, device=device)}
+        return {"s": xp.full(self._hw, 1.0 / math.sqrt(self._C), dtype=wide_dtypes(xp, device)[0],
+                             device=device)}
 
     def _Vt(self, xp, f, x):
         total = xp.sum(x, axis=-3) / math.sqrt(self._C)

@@ -9,7 +9,15 @@ from __future__ import annotations
 import math
 import numbers
 
-from .._array_api import check_at_least, check_finite, check_floating, namespace
+from .._array_api import (
+    check_at_least,
+    check_finite,
+    check_floating,
+    device_of,
+    index_dtype,
+    namespace,
+    wide_dtypes,
+)
 from .._dct import DCTPlan
 from ._base import SVDOperator, _home, _scatter
 
@@ -38,9 +46,10 @@ class DenseMatrix(SVDOperator):
 
     Notes
     -----
-    ``xp.linalg.svd`` in float64: :math:`A = U_r \mathrm{diag}(s) V_r^\top` with the
-    singular values in decreasing order. :meth:`gram_eigh` gives the eigendecomposition
-    of :math:`A A^\top` that QCS-SGM+'s expectation propagation precomputes.
+    ``xp.linalg.svd`` in float64 (float32 on a device without it):
+    :math:`A = U_r \mathrm{diag}(s) V_r^\top` with the singular values in decreasing order.
+    :meth:`gram_eigh` gives the eigendecomposition of :math:`A A^\top` that QCS-SGM+'s
+    expectation propagation precomputes.
 
     Examples
     --------
@@ -71,12 +80,12 @@ class DenseMatrix(SVDOperator):
         self._gram = None
 
     def _build64(self, xp, device):
-        A = xp.astype(self.A, xp.float64)
+        A = xp.astype(self.A, wide_dtypes(xp, device)[0])
         U, s, Vt = xp.linalg.svd(A, full_matrices=False)
         eps = xp.finfo(self.A.dtype).eps
         tol = max(float(s[0]) * max(A.shape) * eps, 0.0) if s.shape[0] else 0.0
         keep = (s > tol) & (s >= self.threshold)
-        r = int(xp.sum(xp.astype(keep, xp.int64)))  # a prefix: s is decreasing
+        r = int(xp.sum(xp.astype(keep, index_dtype(xp, device))))  # a prefix: s is decreasing
         U, s, Vt = U[:, :r], s[:r], Vt[:r, :]
         if r < min(A.shape):
             A = (U * s[None, :]) @ Vt
@@ -113,8 +122,9 @@ class DenseMatrix(SVDOperator):
 
         Notes
         -----
-        Computed in float64 with ``xp.linalg.eigh``. QCS-SGM+ (ALGORITHMS.md §5) uses it to
-        make each EP iteration two matrix–vector products instead of an M x M solve.
+        Computed in float64 (float32 on a device without it) with ``xp.linalg.eigh``.
+        QCS-SGM+ (ALGORITHMS.md §5) uses it to make each EP iteration two matrix–vector
+        products instead of an M x M solve.
 
         Examples
         --------
@@ -127,7 +137,7 @@ class DenseMatrix(SVDOperator):
         """
         if self._gram is None:
             xp = namespace(A=self.A)
-            A = xp.astype(self.A, xp.float64)
+            A = xp.astype(self.A, wide_dtypes(xp, device_of(self.A))[0])
             d, W = xp.linalg.eigh(A @ A.T)
             d = xp.where(d > 0, d, xp.zeros_like(d))
             self._gram = (xp.astype(d, self.A.dtype), xp.astype(W, self.A.dtype))
@@ -194,9 +204,9 @@ class SubsampledOrthogonal(SVDOperator):
         inv = [M] * N
         for m, j in enumerate(self.rows):
             inv[j] = m
-        return {"s": xp.ones(M, dtype=xp.float64, device=device),
-                "rows": xp.asarray(self.rows, dtype=xp.int64, device=device),
-                "inv": xp.asarray(inv, dtype=xp.int64, device=device)}
+        return {"s": xp.ones(M, dtype=wide_dtypes(xp, device)[0], device=device),
+                "rows": xp.asarray(self.rows, dtype=index_dtype(xp, device), device=device),
+                "inv": xp.asarray(inv, dtype=index_dtype(xp, device), device=device)}
 
     def _factors(self, xp, device, dtype) -> dict:
         f = super()._factors(xp, device, dtype)
@@ -322,7 +332,7 @@ def gaussian_matrix(M: int, N: int, rng, *, like=None):
 
 def _haar(xp, rng, n: int, k: int, device):
     """``n x k`` matrix with orthonormal columns, Haar distributed (QR with sign fix)."""
-    like0 = xp.zeros((), dtype=xp.float64, device=device)
+    like0 = xp.zeros((), dtype=wide_dtypes(xp, device)[0], device=device)
     Q, R = xp.linalg.qr(rng.normal((n, k), like=like0))
     d = xp.linalg.diagonal(R)
     return Q * xp.where(d < 0, -xp.ones_like(d), xp.ones_like(d))[None, :]
@@ -372,7 +382,7 @@ def ill_conditioned_matrix(M: int, N: int, cond: float, rng, *, like=None):
     V = _haar(xp, rng, N, K, device)
     d = [c ** (-i / (K - 1)) if K > 1 else 1.0 for i in range(K)]
     norm = math.sqrt(N / math.fsum(v * v for v in d))
-    d = xp.asarray([v * norm for v in d], dtype=xp.float64, device=device)
+    d = xp.asarray([v * norm for v in d], dtype=U.dtype, device=device)
     return xp.astype((U * d[None, :]) @ V.T, dtype)
 
 
@@ -380,7 +390,7 @@ def _toeplitz_sqrt(xp, n: int, rho: float, device):
     """Symmetric square root of R_ij = rho^|i-j| (AR(1) correlation), through eigh."""
     i = xp.arange(n, device=device)
     k = xp.abs(i[:, None] - i[None, :])
-    R = abs(rho) ** xp.astype(k, xp.float64)
+    R = abs(rho) ** xp.astype(k, wide_dtypes(xp, device)[0])
     if rho < 0:
         R = xp.where(k % 2 == 1, -R, R)
     lam, Q = xp.linalg.eigh(R)
@@ -425,7 +435,7 @@ def correlated_matrix(M: int, N: int, rho: float, rng, *, like=None):
     if not (math.isfinite(r) and abs(r) < 1.0):
         raise ValueError(f"rho must satisfy |rho| < 1; received {rho!r}")
     xp, device, dtype = _home(like)
-    like0 = xp.zeros((), dtype=xp.float64, device=device)
+    like0 = xp.zeros((), dtype=wide_dtypes(xp, device)[0], device=device)
     G = rng.normal((M, N), like=like0)
     A = _toeplitz_sqrt(xp, M, r, device) @ G @ _toeplitz_sqrt(xp, N, r, device) / math.sqrt(M)
     return xp.astype(A, dtype)

@@ -11,7 +11,8 @@ so the 2-D singular value of coordinate ``(i, j)`` is :math:`s_{h,i}\,s_{w,j}`: 
 product of the 1-D vectors, flattened in the same row-major order as the coordinates
 :math:`(V_h^\top X V_w)_{ij}` (and repeated per channel, channel-major, matching
 :meth:`~invdiff.operators.SVDOperator.Vt`). Only the 1-D factors (``H x H``, ``W x W``)
-are stored, computed with ``xp.linalg.svd`` in float64 once per namespace and device.
+are stored, computed with ``xp.linalg.svd`` in float64 (float32 on a device without it) once
+per namespace and device.
 
 The widely copied DDRM operators (Kawar et al. 2022, reused by DMPS) differ in two
 ways that we deliberately do not reproduce: their 1-D blur matrix loops
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import math
 
-from .._array_api import check_finite, is_array, namespace
+from .._array_api import check_finite, device_of, index_dtype, is_array, namespace, wide_dtypes
 from ._base import SVDOperator, _image_shape, _keep
 
 __all__ = ["SeparableBlur", "SuperResolution", "bicubic_weight"]
@@ -43,7 +44,8 @@ class _Separable(SVDOperator):
         """Truncated 1-D SVD and the matrix it represents (``A`` itself if nothing dropped)."""
         U, s, Vt = xp.linalg.svd(A, full_matrices=False)
         # s is sorted in decreasing order, so the kept values form a prefix
-        r = int(xp.sum(xp.astype(_keep(xp, s, self.threshold, max(A.shape)), xp.int64)))
+        keep = _keep(xp, s, self.threshold, max(A.shape))
+        r = int(xp.sum(xp.astype(keep, index_dtype(xp, device_of(s)))))
         U, s, Vt = U[:, :r], s[:r], Vt[:r, :]
         if r < min(A.shape):  # apply() must equal U diag(s) V^T: use the truncated matrix
             A = (U * s[None, :]) @ Vt
@@ -269,8 +271,8 @@ class SuperResolution(_Separable):
     def _matrices64(self, xp, device):
         build = _block_rows if self.kind == "block" else _bicubic_rows
         C, H, W = self.in_shape
-        return tuple(xp.asarray(build(n, self.factor), dtype=xp.float64, device=device)
-                     for n in (H, W))
+        return tuple(xp.asarray(build(n, self.factor), dtype=wide_dtypes(xp, device)[0],
+                                device=device) for n in (H, W))
 
     def __repr__(self) -> str:
         return (f"SuperResolution({self.factor}, in_shape={self.in_shape}, kind={self.kind!r}, "
@@ -328,9 +330,10 @@ def _bicubic_rows(n: int, f: int) -> list[list[float]]:
 
 
 def _taps64(xp, k, device):
+    real = wide_dtypes(xp, device)[0]
     if is_array(k):
-        return xp.astype(k, xp.float64)
-    return xp.asarray(k, dtype=xp.float64, device=device)
+        return xp.astype(k, real)
+    return xp.asarray(k, dtype=real, device=device)
 
 
 def _toeplitz(xp, k, n: int, device):

@@ -117,6 +117,8 @@ def setup(model, x_init, guidance, scale, rng):
         raise ValueError("x_init must have at least one axis (a batch of samples or one sample); "
                          "received a 0-d array")
     check_finite("x_init", x_init, xp)
+    if not bool(xp.all(xp.isfinite(x_init))):
+        raise ValueError("x_init must be finite; received infinite entries")
     check_guidance(guidance)
     return xp, check_real("scale", scale), as_generator(rng)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+from .._array_api import clip
 from ..processes import VP, to_eps
 from ._common import (
     check_choice,
@@ -144,7 +145,7 @@ def ancestral(model, x_init, *, guidance=None, scale: float = 1.0, steps: int | 
             eps, g = evaluate(model, None if guidance_at == "x_prev" else guidance, x, t, "eps")
         x0 = (x - math.sqrt(1.0 - ab_k) * eps) / math.sqrt(ab_k)
         if clip_x0 is not None:
-            x0 = xp.clip(x0, lo, hi)
+            x0 = clip(x0, lo, hi, xp)  # no boolean-mask writes (a CuPy sync)
         x = (math.sqrt(ab_j) * beta / (1.0 - ab_k)) * x0 \
             + (math.sqrt(alpha) * (1.0 - ab_j) / (1.0 - ab_k)) * x
         if j > 0:  # no noise on the last step

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from .._array_api import clip
 from ..processes import VP
 from ._common import (
     check_choice,
@@ -58,24 +59,42 @@ def ddim(model, x_init, *, guidance=None, scale: float = 1.0, steps: int = 100, 
 
     Notes
     -----
-    **Weighting rule**: with ``weighting="score"`` guidance enters through the score,
-    :math:`\hat\varepsilon \leftarrow \hat\varepsilon - \lambda\, b_t\, g` with
-    :math:`b_t = \sqrt{1-\bar\alpha_t}` (since :math:`s = -\hat\varepsilon/b_t`), which moves
-    Tweedie's estimate by :math:`\lambda (b_t^2/a_t)\, g`. With ``weighting="pigdm"``,
-    :math:`\hat\varepsilon \leftarrow \hat\varepsilon - \lambda\, a_t b_t\, g`, i.e.
-    :math:`\hat x_0 \leftarrow \hat x_0 + \lambda\, r_t^2 g` with :math:`r_t^2 = b_t^2`: the
-    Gaussian update of :math:`\hat x_0` under ΠGDM's :math:`\mathcal N(\hat x_0, r_t^2 I)`
-    (Song et al. 2023, Algorithm 1, whose DDIM step adds :math:`\sqrt{\bar\alpha_t}\, r_t^2 g`).
-    It is :math:`a_t` times the score rule, which tames the network's large Jacobian
-    :math:`\partial\hat x_0/\partial x_t \sim 1/a_t` at early times. Then for :math:`t > s`:
+    For :math:`t > s`, with :math:`\hat\varepsilon` and
+    :math:`\hat x_0 = (x_t - b_t\hat\varepsilon)/a_t` from the network
+    (:math:`a_t = \sqrt{\bar\alpha_t}`, :math:`b_t = \sqrt{1-\bar\alpha_t}`):
 
     .. math::
 
-        \hat x_0 = \frac{x_t - b_t\hat\varepsilon}{\sqrt{\bar\alpha_t}},\quad
         \sigma = \eta\sqrt{\frac{1-\bar\alpha_s}{1-\bar\alpha_t}\Big(1-\frac{\bar\alpha_t}
         {\bar\alpha_s}\Big)},\quad
         x_s = \sqrt{\bar\alpha_s}\hat x_0 + \sqrt{1-\bar\alpha_s-\sigma^2}\,\hat\varepsilon
-              + \sigma z.
+              + \sigma z + \Delta_s .
+
+    **Weighting rule** (:math:`\Delta_s`, the guidance's share of the step):
+
+    * ``"score"``: the guidance is a likelihood score added to the network's score,
+      :math:`\hat\varepsilon \leftarrow \hat\varepsilon - \lambda\, b_t\, g` (since
+      :math:`s = -\hat\varepsilon/b_t`), before :math:`\hat x_0` is formed: Tweedie's estimate
+      moves by :math:`\lambda (b_t^2/a_t)\, g` and the step stays a DDIM step of the guided
+      score.
+    * ``"pigdm"``: ΠGDM as NVlabs' code does it (``algos/pgdm.py`` of the RED-diff repository,
+      default ``awd: True``): :math:`\hat x_0` and :math:`\hat\varepsilon` stay unguided and
+      the guidance is added to :math:`x_s` alone,
+
+      .. math:: \Delta_s = \lambda \sqrt{\bar\alpha_s}\,\sqrt{\bar\alpha_t}\; r_t^2\, g,
+                \qquad r_t^2 = \frac{b_t^2}{a_t^2+b_t^2},
+
+      i.e. :math:`\hat x_0` moves by :math:`a_t r_t^2 g` inside the DDIM map, with
+      :math:`\hat\varepsilon` unchanged. (The code's guidance
+      :math:`J^\top A^{+}(y - A\hat x_0)` is :math:`r_t^2 g` for :math:`\sigma_y = 0`, with
+      :math:`g` the ΠGDM score of :class:`invdiff.likelihoods.PiGDM`.) Against the score rule
+      this is :math:`a_t^2` times its :math:`\hat x_0` part and drops its
+      :math:`\hat\varepsilon` part; the :math:`a_t` it gains over moving :math:`\hat x_0` by
+      :math:`r_t^2 g` tames the network's Jacobian
+      :math:`\partial\hat x_0/\partial x_t \sim 1/a_t` at high noise.
+
+    With ``clip_x0`` the network's :math:`\hat x_0` is clipped and :math:`\hat\varepsilon`
+    recomputed from it before the guidance enters.
 
     Examples
     --------
@@ -104,16 +123,19 @@ def ddim(model, x_init, *, guidance=None, scale: float = 1.0, steps: int = 100, 
         ab_t, ab_s = proc.alpha_bar(k), proc.alpha_bar(j)
         a_t, b_t = math.sqrt(ab_t), math.sqrt(1.0 - ab_t)
         eps, g = evaluate(model, guidance, x, t, "eps")
-        if g is not None:
-            eps = eps - (scale * b_t * (a_t if weighting == "pigdm" else 1.0)) * g
+        if g is not None and weighting == "score":
+            eps = eps - (scale * b_t) * g
         x0 = (x - b_t * eps) / a_t
         if clip_x0 is not None:
-            x0 = xp.clip(x0, lo, hi)
+            x0 = clip(x0, lo, hi, xp)  # no boolean-mask writes (a CuPy sync)
             eps = (x - a_t * x0) / b_t
         sigma = eta * math.sqrt((1.0 - ab_s) / (1.0 - ab_t) * (1.0 - ab_t / ab_s))
         x = math.sqrt(ab_s) * x0 + math.sqrt(max(1.0 - ab_s - sigma**2, 0.0)) * eps
         if sigma > 0:
             x = x + sigma * rng.normal(x.shape, like=x)
+        if g is not None and weighting == "pigdm":
+            r2 = b_t * b_t / (a_t * a_t + b_t * b_t)
+            x = x + (scale * math.sqrt(ab_s) * a_t * r2) * g
         if callback is not None:
             callback(i, float(j), x, {"x0": x0, "guidance_norm": guidance_info(xp, g, callback)})
     return finish(xp, x, x_init)

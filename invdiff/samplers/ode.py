@@ -17,7 +17,7 @@ __all__ = ["ode"]
 
 def ode(model, x_init, *, guidance=None, scale: float = 1.0, steps: int = 100, rng=None,
         progress: bool = False, callback=None, method: str = "euler",
-        t_start: float | None = None):
+        t_start: float | None = None, weighting: str = "score"):
     r"""Integrate the probability-flow ODE of ``model.process`` from the start time to ``t_min``.
 
     Parameters
@@ -45,6 +45,11 @@ def ode(model, x_init, *, guidance=None, scale: float = 1.0, steps: int = 100, r
     t_start : float, optional
         Start time; default ``t_max`` (``1 - 1e-3`` on the flow path, as RectifiedFlow).
         OT-ODE starts later, e.g. 0.8, from a noised initial guess.
+    weighting : {"score", "unit"}, default "score"
+        ``"score"``: the guidance is a likelihood score and enters the velocity (see Notes).
+        ``"unit"``: the guidance is already a displacement, added once per step as
+        :math:`\lambda g` after the ODE step (DPS's rule, as in
+        :func:`invdiff.samplers.ancestral`).
 
     Returns
     -------
@@ -65,6 +70,10 @@ def ode(model, x_init, *, guidance=None, scale: float = 1.0, steps: int = 100, r
             - \lambda\, \frac{b_t(\dot a_t b_t - a_t \dot b_t)}{a_t}\,\Delta t\; g(x_t, t),
 
     DMPS-flow's weight (:math:`\lambda\, t/(1-t)\,\Delta t` on the rectified path).
+    With ``weighting="unit"`` the velocity stays the network's and each step ends with
+    :math:`x_{t-\Delta t} \leftarrow x_{t-\Delta t} + \lambda\, g(x_t, t)` (guidance
+    evaluated at the step's start, no time weight): DPS's update, whose
+    :math:`g = -\zeta\nabla_{x_t}\|y - A\hat x_0\|` is a step, not a score.
 
     Examples
     --------
@@ -79,13 +88,14 @@ def ode(model, x_init, *, guidance=None, scale: float = 1.0, steps: int = 100, r
     """
     xp, scale, _ = setup(model, x_init, guidance, scale, 0)
     check_choice("method", method, ("euler", "heun"))
+    check_choice("weighting", weighting, ("score", "unit"))
     proc = model.process
     times = continuous_times(proc, steps, t_start)
     pairs = list(zip(times[:-1], times[1:], strict=True))
 
-    def velocity(x, t):
-        v, g = evaluate(model, guidance, x, t, "velocity")
-        if g is not None:
+    def velocity(x, t, guided=True):
+        v, g = evaluate(model, guidance if guided else None, x, t, "velocity")
+        if g is not None and weighting == "score":
             a, b = proc.a(t), proc.b(t)
             v = v + (scale * b * (proc.da(t) * b - a * proc.db(t)) / a) * g
         return v, g
@@ -96,10 +106,13 @@ def ode(model, x_init, *, guidance=None, scale: float = 1.0, steps: int = 100, r
         v, g = velocity(x, t)
         x_euler = x - h * v
         if method == "heun" and proc.b(t_next) > 0:
-            v_next, _ = velocity(x_euler, t_next)
+            # a unit-weighted guidance is added once per step: no second vjp
+            v_next, _ = velocity(x_euler, t_next, guided=weighting == "score")
             x = x - (0.5 * h) * (v + v_next)
         else:
             x = x_euler
+        if g is not None and weighting == "unit":
+            x = x + scale * g
         if callback is not None:
             callback(i, t_next, x, {"guidance_norm": guidance_info(xp, g, callback)})
     return finish(xp, x, x_init)

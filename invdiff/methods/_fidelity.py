@@ -67,15 +67,9 @@ def clean_likelihood(op, y, sigma_y, *, in_shape=None):
     :class:`~invdiff.operators.DenseMatrix`).
     """
     if isinstance(y, (tuple, list)):
-        if len(y) != 2:
-            raise ValueError("y must be a measurement array or a pair (lower, upper) of bin "
-                             f"edges; received a sequence of length {len(y)}")
         lower, upper = y
         lik = _lik.QuantizedDiagonal(op, lower, upper, sigma_y, NOISE_FREE, in_shape=in_shape)
         return lik, tuple(lik.in_shape), tuple(lower.shape[:-1])
-    if in_shape is not None and not is_array(op):
-        raise ValueError("in_shape is only for a plain (M, N) matrix op; an operator has its "
-                         f"own in_shape {getattr(op, 'in_shape', None)}")
     lik = _lik.DMPS(op, y, sigma_y, NOISE_FREE, in_shape=in_shape)
     out_ndim = len(tuple(lik.out_shape))
     return lik, tuple(lik.in_shape), tuple(y.shape[: y.ndim - out_ndim])

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import math
 
-from .._array_api import check_at_least, check_floating, check_positive, namespace
 from ..processes import VE, predict
-from ..samplers._common import check_steps, progress_bar
-from ._common import _as_rng, _run, _under
+from ..samplers._common import progress_bar
+from ._common import _as_rng, _operator, _run, _under, check_arguments
 from ._fidelity import clean_likelihood
 
 __all__ = ["daps"]
@@ -179,30 +178,36 @@ def daps(model, op, y, sigma_y, *, rng=None, x_init=None, n=None, in_shape=None,
     ...                  langevin_steps=5).shape
     (3, 4)
     """
-    rng = _as_rng(rng)
-    sigma_y = check_positive("sigma_y", sigma_y)
     quantized = isinstance(y, (tuple, list))
+    if quantized and len(y) != 2:
+        raise ValueError("y must be a measurement array or a pair (lower, upper) of bin "
+                         f"edges; received a sequence of length {len(y)}")
     if quantized and tau not in (None, TAU_REFERENCE):
         raise ValueError("tau applies to Gaussian measurements only (quantized ones use their "
                          f"exact likelihood); received bins (lower, upper) with tau={tau!r}")
-    if quantized or tau is None:
-        tau = sigma_y
-    else:
-        tau = check_positive("tau", tau)
-    likelihood, shape, batch = clean_likelihood(op, y, sigma_y, in_shape=in_shape)
-    sigma_max = check_positive("sigma_max", sigma_max)
-    sigma_min = check_positive("sigma_min", sigma_min)
-    ode_sigma_min = check_positive("ode_sigma_min", ode_sigma_min)
+    named = {"lower": y[0], "upper": y[1]} if quantized else {"y": y}
+    if not quantized:
+        op = _operator(op, in_shape, svd=True)
+    args = check_arguments(model=model, op=op, sigma_y=sigma_y, x_init=x_init, n=n,
+                           in_shape=in_shape, annealing_steps=annealing_steps,
+                           sigma_max=sigma_max, sigma_min=sigma_min, ode_steps=ode_steps,
+                           ode_sigma_min=ode_sigma_min, langevin_steps=langevin_steps, lr=lr,
+                           lr_min_ratio=lr_min_ratio, tau=None if quantized else tau,
+                           progress=progress, return_info=return_info, **named)
+    sigma_y = args["sigma_y"]
+    tau = sigma_y if (quantized or tau is None) else args["tau"]
+    sigma_max, sigma_min, ode_sigma_min = (args[k] for k in ("sigma_max", "sigma_min",
+                                                             "ode_sigma_min"))
     if not ode_sigma_min < sigma_min < sigma_max:
         raise ValueError("need ode_sigma_min < sigma_min < sigma_max; received "
-                         f"{ode_sigma_min}, {sigma_min}, {sigma_max}")
-    annealing_steps = check_steps("annealing_steps", annealing_steps)
-    ode_steps = check_steps("ode_steps", ode_steps)
-    langevin_steps = check_at_least("langevin_steps", langevin_steps)
-    if int(langevin_steps) != langevin_steps:
-        raise ValueError(f"langevin_steps must be an integer >= 0; received {langevin_steps!r}")
-    lr = check_positive("lr", lr)
-    lr_min_ratio = check_positive("lr_min_ratio", lr_min_ratio)
+                         f"ode_sigma_min={ode_sigma_min}, sigma_min={sigma_min}, "
+                         f"sigma_max={sigma_max}")
+    annealing_steps, ode_steps, langevin_steps = (args[k] for k in (
+        "annealing_steps", "ode_steps", "langevin_steps"))
+    lr, lr_min_ratio = args["lr"], args["lr_min_ratio"]
+    likelihood, shape, batch = clean_likelihood(op, y, sigma_y,
+                                                in_shape=in_shape if quantized else None)
+    rng = _as_rng(rng)
     model = _under(model, VE, lambda: VE(sigma_max, ode_sigma_min))
     # the reference's annealing levels: poly-7 from sigma_max, the last (sigma_min) dropped
     levels = poly_sigmas(sigma_max, sigma_min, annealing_steps)[:-1]
@@ -210,15 +215,12 @@ def daps(model, op, y, sigma_y, *, rng=None, x_init=None, n=None, in_shape=None,
     if x_init is None:
         lead = batch if n is None else (int(n),) + batch
         x_init = sigma_max * rng.normal(lead + shape, like=like)
-    else:
-        check_floating("x_init", x_init)
-        namespace(x_init=x_init, y=like)
     return _run(_daps_loop, model, x_init, None, return_info=return_info,
                 record_guidance=False,
                 settings={"method": "daps", "annealing_steps": annealing_steps,
-                          "ode_steps": ode_steps, "langevin_steps": int(langevin_steps),
+                          "ode_steps": ode_steps, "langevin_steps": langevin_steps,
                           "lr": lr, "tau": tau, "quantized": quantized},
                 likelihood=likelihood, weight=(sigma_y / tau) ** 2, levels=levels,
                 ode_steps=ode_steps, ode_sigma_min=ode_sigma_min,
-                langevin_steps=int(langevin_steps), lr=lr, lr_min_ratio=lr_min_ratio, rng=rng,
+                langevin_steps=langevin_steps, lr=lr, lr_min_ratio=lr_min_ratio, rng=rng,
                 progress=progress)

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import math
 
-from .._array_api import check_floating, check_positive, namespace
+from .._array_api import namespace
 from ..processes import VP, predict
-from ..samplers._common import check_real, check_steps, progress_bar
-from ..samplers.ancestral import _check_clip
-from ._common import _as_rng, _run, _under, _x_init
+from ..samplers._common import progress_bar
+from ._common import _as_rng, _operator, _run, _under, _x_init, check_arguments, in_range
 from ._fidelity import SVDProximal
 
 __all__ = ["diffpir"]
@@ -63,7 +62,7 @@ def _diffpir_loop(model, x_init, *, guidance=None, callback=None, prox, sigma_y,
 
 def diffpir(model, op, y, sigma_y, *, rng=None, x_init=None, n=None, steps: int = 100,
             lam: float = 1.75, zeta: float = 0.3, clip_x0=(-1.0, 1.0), progress=False,
-            return_info=False):
+            return_info=False, in_shape=None):
     r"""DiffPIR: denoising diffusion models for plug-and-play image restoration.
 
     Parameters
@@ -71,7 +70,8 @@ def diffpir(model, op, y, sigma_y, *, rng=None, x_init=None, n=None, steps: int 
     model : ScoreModel
         Re-expressed to ``VP.linear(1000)`` if it is not a VP model.
     op : SVDOperator or array of shape (M, N)
-        The forward operator ``A`` (its SVD solves the data step exactly).
+        The forward operator ``A`` (its SVD solves the data step exactly), or a plain matrix
+        acting on the flattened signal (``in_shape`` gives the image shape).
     y : array
         Measurement ``(*batch, *op.out_shape)``.
     sigma_y : float
@@ -96,6 +96,8 @@ def diffpir(model, op, y, sigma_y, *, rng=None, x_init=None, n=None, steps: int 
         (``clip_denoised=True``); ``None`` for unbounded data.
     progress, return_info : bool
         As in :func:`invdiff.methods.dmps`; ``info`` holds ``nfe`` and ``seconds``.
+    in_shape : tuple, optional
+        Shape of the signal when ``op`` acts on its flattening.
 
     Returns
     -------
@@ -171,21 +173,21 @@ def diffpir(model, op, y, sigma_y, *, rng=None, x_init=None, n=None, steps: int 
     >>> x.shape, info["nfe"]
     ((8, 4), 100)
     """
+    op = _operator(op, in_shape, svd=True)
+    args = check_arguments(model=model, op=op, y=y, sigma_y=sigma_y, x_init=x_init, n=n,
+                           steps=steps, lam=lam, zeta=zeta, clip_x0=clip_x0, progress=progress,
+                           return_info=return_info, rules={"zeta": in_range(0.0, 1.0)})
     rng = _as_rng(rng)
     model = _under(model, VP, VP.linear)
-    sigma_y = check_positive("sigma_y", sigma_y)
-    lam = check_positive("lam", lam)
-    zeta = check_real("zeta", zeta)
-    if not 0.0 <= zeta <= 1.0:
-        raise ValueError(f"zeta must lie in [0, 1]; received {zeta!r}")
-    steps = check_steps("steps", steps, upper=model.process.T)
-    lo, hi = _check_clip(clip_x0)
+    if args["steps"] > model.process.T:
+        raise ValueError(f"steps must be at most the model's {model.process.T} DDPM steps; "
+                         f"received {steps}")
     prox = SVDProximal(op, y)
-    times = quad_times(model.process.T, steps)
+    times = quad_times(model.process.T, args["steps"])
     x_start = _x_init(x_init, y, prox.op, rng, n=n)
-    check_floating("x_init", x_start)
     return _run(_diffpir_loop, model, x_start, None,
                 return_info=return_info, record_guidance=False,
-                settings={"method": "diffpir", "lam": lam, "zeta": zeta, "steps": len(times)},
-                prox=prox, sigma_y=sigma_y, lam=lam, zeta=zeta, times=times,
-                clip=None if clip_x0 is None else (lo, hi), rng=rng, progress=progress)
+                settings={"method": "diffpir", "lam": args["lam"], "zeta": args["zeta"],
+                          "steps": len(times)},
+                prox=prox, sigma_y=args["sigma_y"], lam=args["lam"], zeta=args["zeta"],
+                times=times, clip=args["clip_x0"], rng=rng, progress=progress)

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import math
 
-from .._array_api import check_floating, check_positive, namespace
-from ..likelihoods._common import check_measurement
+from .._array_api import namespace
 from ..processes import VP, predict
-from ..samplers._common import check_choice, check_steps, progress_bar
-from ._common import _as_rng, _run, _under
+from ..samplers._common import progress_bar
+from ._common import _as_rng, _operator, _run, _under, check_arguments
 from ._fidelity import svd_operator
 
 __all__ = ["red_diff"]
@@ -63,7 +62,7 @@ def _red_diff_loop(model, x_init, *, guidance=None, callback=None, op, y, lam, l
 
 def red_diff(model, op, y, *, rng=None, x_init=None, n=None, steps: int = 1000,
              lam: float = 0.25, lr: float = 0.1, schedule: str = "descending", progress=False,
-             return_info=False):
+             return_info=False, in_shape=None):
     r"""RED-diff: variational posterior mode by regularization by denoising diffusion.
 
     Parameters
@@ -71,7 +70,8 @@ def red_diff(model, op, y, *, rng=None, x_init=None, n=None, steps: int = 1000,
     model : ScoreModel
         Re-expressed to ``VP.linear(1000)`` if it is not a VP model. Only forward passes.
     op : SVDOperator or array of shape (M, N)
-        The forward operator ``A`` (``apply``, ``adjoint``; ``pinv`` for the start).
+        The forward operator ``A`` (``apply``, ``adjoint``; ``pinv`` for the start), or a
+        plain matrix acting on the flattened signal (``in_shape`` gives the image shape).
     y : array
         Measurement ``(*batch, *op.out_shape)``.
     rng : invdiff.random.Generator or int, optional
@@ -92,6 +92,8 @@ def red_diff(model, op, y, *, rng=None, x_init=None, n=None, steps: int = 1000,
         paper's ablation; ``random.shuffle`` in ``algos/reddiff_parallel.py``).
     progress, return_info : bool
         As in :func:`invdiff.methods.dmps`; ``info`` holds ``nfe`` and ``seconds``.
+    in_shape : tuple, optional
+        Shape of the signal when ``op`` acts on its flattening.
 
     Returns
     -------
@@ -146,28 +148,28 @@ def red_diff(model, op, y, *, rng=None, x_init=None, n=None, steps: int = 1000,
     >>> x.shape, info["nfe"]
     ((4,), 100)
     """
+    op = svd_operator(_operator(op, in_shape, svd=True))
+    args = check_arguments(model=model, op=op, y=y, x_init=x_init, n=n, steps=steps, lam=lam,
+                           lr=lr, schedule=schedule, progress=progress, return_info=return_info)
     rng = _as_rng(rng)
     model = _under(model, VP, VP.linear)
-    op = svd_operator(op)
-    check_measurement("y", y, None, tuple(op.out_shape))
-    steps = check_steps("steps", steps, upper=model.process.T)
-    lam = check_positive("lam", lam)
-    lr = check_positive("lr", lr)
-    check_choice("schedule", schedule, ("descending", "random"))
-    times = reference_times(model.process.T, steps)
-    if schedule == "random":  # one host transfer, before the loop
-        order = rng.permutation(len(times), like=y)
-        times = [times[int(order[j])] for j in range(len(times))]
+    if args["steps"] > model.process.T:
+        raise ValueError(f"steps must be at most the model's {model.process.T} DDPM steps; "
+                         f"received {steps}")
+    times = reference_times(model.process.T, args["steps"])
+    if schedule == "random":  # the order is Python control flow: draw it on the host
+        import array_api_compat.numpy as host  # (the operators' default namespace, too)
+
+        order = rng.permutation(len(times), like=host.zeros(1))
+        times = [times[j] for j in order.tolist()]
     if x_init is None:
         x_init = op.pinv(y)
         if n is not None:
             xp = namespace(y=y)
             x_init = xp.broadcast_to(x_init, (int(n),) + tuple(x_init.shape))
-    else:
-        check_floating("x_init", x_init)
-        namespace(x_init=x_init, y=y)
     return _run(_red_diff_loop, model, x_init, None, return_info=return_info,
                 record_guidance=False,
                 settings={"method": "red_diff", "lam": lam, "lr": lr, "steps": steps,
                           "schedule": schedule},
-                op=op, y=y, lam=lam, lr=lr, times=times, rng=rng, progress=progress)
+                op=op, y=y, lam=args["lam"], lr=args["lr"], times=times, rng=rng,
+                progress=progress)

@@ -56,6 +56,7 @@ Run ``python -m benchmarks.quantized_cs [--quick] [--weights-dir DIR]``; writes
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import pathlib
 import shutil
@@ -75,6 +76,14 @@ EPS_PAPER, EPS_STABLE = 2e-4, 2e-5
 # the reference's VE levels in [0, 1] units (the sweep scales them to the prior's [-1, 1])
 SIGMA_MAX, SIGMA_MIN, LEVELS = 50.0, 0.01, 232
 EP_ITERS = (1, 3, 5, 10)
+#: DAPS on quantized data (no paper runs it there): a constant Langevin step 2e-3 instead of
+#: its default 1e-4 -> 1e-6, chosen on the 8 validation digits 9000-9007 of part 1 (PSNR
+#: 1-bit: 10.53 default, 12.85 with 1e-3 decaying, 14.14 / 15.21 with 1e-3 / 2e-3 constant;
+#: 2-bit: 18.34 / 18.34 with 1e-3 / 2e-3 constant; 3-bit: 21.78 / 21.54 dB). At the
+#: default step the re-noising breaks the signs faster than the chains repair them (69 % of
+#: the 1-bit measurements in their bin at 1e-4, 97 % at 2e-3). Stable: the step times the
+#: largest likelihood curvature lambda_max(A_x^T A_x)/sigma^2 stays below 2 (1.8 for part 1).
+DAPS_SETTINGS = {"lr": 2e-3, "lr_min_ratio": 1.0}
 #: task key -> part of the benchmark
 PARTS = {"iid_1bit": "1", "iid_2bit": "1", "iid_3bit": "1", "ill_conditioned": "2",
          "correlated": "2"}
@@ -100,10 +109,73 @@ def tasks(args) -> dict:
     return {k: v for k, v in out.items() if PARTS[k] in args.parts}
 
 
+@dataclasses.dataclass
+class Problem:
+    """One sensing setting as the sweep builds it: the matrix, noise and bit depth."""
+
+    part: str
+    name: str
+    A: object  # (M, N), acts on u in [0, 1]
+    sigma: float
+    bits: int
+    index: int  # position in the full run (seeds the noise of other scripts' measurements)
+
+
+def problems(args, like) -> list[Problem]:
+    """The settings of ``--parts`` with the matrices the sweep's units draw, for scripts that
+    run other methods on the same problems (``decoupled_choices``). ``args`` needs ``seed``,
+    ``kappa``, ``kappa_as_cond`` and ``parts``."""
+    from invdiff.sweep import _execute
+    from invdiff.sweep import _tasks as sweep_tasks
+
+    full = argparse.Namespace(**{"n_test_part2": None, **vars(args), "parts": "1,2"})
+    out = []
+    for index, (key, table) in enumerate(tasks(full).items()):
+        task = sweep_tasks.check_task(key, table)
+        unit = {"seed": args.seed, "data": {"name": "mnist"}, "task": {"name": key, **task}}
+        A = sweep_tasks.build_operator(task, SHAPE, _execute.operator_rng(unit), like)
+        out.append(Problem(PARTS[key], task["title"], A, task["sigma"], task["bits"], index))
+    return [prob for prob in out if prob.part in args.parts]
+
+
+def measure(A, u, sigma, bits, rng):
+    """Per-image reference quantizer on ``A u + n`` (``u`` in [0, 1], noise from ``rng``):
+    values, lower and upper bin edges (the sweep draws one noise stream per image instead)."""
+    import torch
+
+    import invdiff as ivd
+
+    z = u.reshape(u.shape[0], -1) @ A.T
+    z = z + sigma * rng.normal(tuple(z.shape), like=z)
+    values, lower, upper = [], [], []
+    for zi in z:
+        q = ivd.measurements.Quantizer.from_data(zi, bits)
+        codes = q.quantize(zi)
+        lo, hi = q.bins(codes, like=zi)
+        values.append(q.values(codes, like=zi))
+        lower.append(lo)
+        upper.append(hi)
+    return {"y": torch.stack(values), "lower": torch.stack(lower), "upper": torch.stack(upper)}
+
+
+def in_x_coordinates(A, lower, upper):
+    """The same likelihood for ``x = 2u - 1``: matrix ``A/2``, bins shifted by ``-A1/2``
+    (:func:`invdiff.measurements.to_prior_units` from [0, 1] to [-1, 1])."""
+    import invdiff as ivd
+
+    return ivd.measurements.to_prior_units(A, lower, upper, data_range=(0.0, 1.0),
+                                           prior_range=(-1.0, 1.0))
+
+
 def methods(args, task_keys) -> dict:
-    """Every row's method table: the Langevin methods at both ε (for the parts listed in
+    """Every row's method table: DAPS (its own annealing, no ε; the parts of
+    ``--daps-parts``), the Langevin methods at both ε (for the parts listed in
     ``--paper-parts`` / ``--stable-parts``), the baselines on part 1."""
     out = {}
+    daps = [t for t in task_keys if PARTS[t] in args.daps_parts]
+    if daps:  # the exact quantized likelihood in the prior's coordinates, its own start
+        out["DAPS"] = {"recipe": "daps", "annealing_steps": args.daps_levels,
+                       "langevin_steps": args.daps_langevin, **DAPS_SETTINGS, "tasks": daps}
     langevin = {"sigma_max": SIGMA_MAX, "sigma_min": SIGMA_MIN, "levels": args.levels,
                 "steps_each": args.steps_each}
     for eps, tag, parts in ((EPS_PAPER, "paper", args.paper_parts),
@@ -156,7 +228,8 @@ def collect(out):
         rec = _store.read_record(out, first[(r["task_key"], r["method"])])
         m = rec["spec"]["method"]
         recipe, args_ = m["recipe"], m["args"]
-        kind = {"qcs_sgm": "QCS-SGM", "qcs_sgm_plus": "QCS-SGM+"}.get(recipe, recipe)
+        kind = {"qcs_sgm": "QCS-SGM", "qcs_sgm_plus": "QCS-SGM+", "daps": "DAPS"}.get(
+            recipe, recipe)
         eps = args_.get("eps")
         setting = None
         if r["selected"]:
@@ -238,6 +311,10 @@ def plot(rows, examples, stem, directory):
                 if base and math.isfinite(base[0]["psnr_mean"]):
                     ax.axhline(base[0]["psnr_mean"], color=line[0].get_color(),
                                linestyle="--", linewidth=0.8, label=f"QCS-SGM {short}")
+            daps = [r for r in p2 if r["problem"] == prob and r["kind"] == "DAPS"]
+            if daps and math.isfinite(daps[0]["psnr_mean"]):
+                ax.axhline(daps[0]["psnr_mean"], color="k", linestyle="-.", linewidth=0.8,
+                           label=f"DAPS {prob.split(',')[0]}")
         ax.set_xlabel("EP iterations")
         ax.set_xticks(list(EP_ITERS))
         ax.set_ylabel("PSNR (dB)")
@@ -283,6 +360,9 @@ def parse(argv=None):
     p.add_argument("--paper-parts", default="1,2",
                    help="parts that run the paper's ε = 2e-4 rows (default 1,2)")
     p.add_argument("--no-baselines", action="store_true", help="skip Lasso-DCT and BIHT")
+    p.add_argument("--daps-parts", default="1,2",
+                   help="parts that run DAPS with the exact quantized likelihood (default 1,2; "
+                        "'' for none)")
     p.add_argument("--n-test", type=int, default=None, help="test images (full: 100)")
     p.add_argument("--n-test-part2", type=int, default=None,
                    help="test images of part 2 (default: --n-test); its 10-20 Langevin runs "
@@ -307,10 +387,12 @@ def parse(argv=None):
     add_run_arguments(p, "quantized_cs")
     args = p.parse_args(argv)
     full = {"n_test": 100, "n_val": 100, "levels": LEVELS, "steps_each": 5, "batch": 25,
+            "daps_levels": 200, "daps_langevin": 100,
             "lasso_iters": 500, "biht_iters": 300,
             "lambdas": [float(v) for v in np.logspace(-4, 1, 11)],
             "sparsities": [25.0, 50.0, 75.0, 100.0, 150.0, 200.0, 300.0, 400.0, 500.0, 600.0]}
     quick = {"n_test": 8, "n_val": 8, "levels": 20, "steps_each": 2, "batch": 8,
+             "daps_levels": 10, "daps_langevin": 20,
              "lasso_iters": 100, "biht_iters": 100, "lambdas": [1e-3, 1e-2, 1e-1],
              "sparsities": [50.0, 150.0]}
     for key, value in (quick if args.quick else full).items():
@@ -354,6 +436,8 @@ def main(argv=None):
                 "steps_each": args.steps_each, "eps_reference_units": [EPS_PAPER, EPS_STABLE],
                 "eps_used": [4 * EPS_PAPER, 4 * EPS_STABLE],
                 "stable_eps_parts": args.stable_parts, "paper_eps_parts": args.paper_parts,
+                "daps_parts": args.daps_parts, "daps_levels": args.daps_levels,
+                "daps_langevin_steps": args.daps_langevin,
                 "baselines": not args.no_baselines, "batch": args.batch,
                 "kappa": args.kappa, "kappa_as_cond": args.kappa_as_cond,
                 "lambda_grid": args.lambdas, "biht_sparsities": args.sparsities,
@@ -389,6 +473,13 @@ def _notes(args, source, partial):
             "stability limit of the prior term and the exact-tail likelihood can push it "
             "over (the reference's 1e-6 probability clamp hides this). Lasso-DCT (λ) and "
             "BIHT (k) take the value shown that maximised validation PSNR. "
+            "DAPS (Zhang et al. 2025; no paper runs it on quantized data) uses the exact "
+            "quantized likelihood p(y | x0) (normal-CDF differences in log space) in the same "
+            "[-1, 1] coordinates, its authors' pixel settings (poly-7 levels 100 -> 0.1, 5 ODE "
+            "steps) except the Langevin step, a constant 2e-3 chosen on the validation "
+            "digits (its default 1e-4 decaying to 1e-6 leaves a third of the 1-bit signs "
+            "wrong; see DAPS_SETTINGS), "
+            f"{args.daps_levels} levels × {args.daps_langevin} Langevin steps. "
             f"{args.levels} noise levels × K = {args.steps_each}; batch {args.batch}, "
             f"{args.threads} torch thread(s). Prior: {source}.")
     if partial:

@@ -33,7 +33,11 @@ Protocol
   the flow, ζ = 3 chosen on the *validation* images by ``benchmarks/validation_choices``),
   OT-ODE (t0 = 0.8), all three flows with ``--flow-steps`` = 50 Euler steps. Lasso-DCT
   (FISTA) and TV (Chambolle–Pock) choose λ on the validation split
-  (:func:`invdiff.baselines.select_lambda`, PSNR), never on the test images.
+  (:func:`invdiff.baselines.select_lambda`, PSNR), never on the test images. SVD methods
+  (DDRM, DDNM+, MCGdiff) at their papers' steps (``SVD_STEPS``); the decoupled methods
+  DiffPIR, DAPS and RED-diff with the per-task settings of ``DECOUPLED_SETTINGS`` (the
+  authors' values where a paper reports the task, else chosen on validation images by
+  ``benchmarks/decoupled_choices``).
 * Metrics: PSNR and SSIM per image on ``[0, 1]`` after clipping, mean ± std (ddof 1) over
   the test images; LPIPS only if the ``lpips`` package and its AlexNet weights are already
   on disk (nothing is downloaded). Data consistency ‖y − A x̂‖/(σ_y √M) of the clipped
@@ -66,6 +70,7 @@ import time
 import numpy as np
 
 import invdiff.sweep as sw
+from invdiff.methods.daps import TAU_REFERENCE
 
 from . import _images
 from ._common import add_run_arguments, results_dir, write_results
@@ -80,8 +85,50 @@ def _svd_steps(name, args):
     return SVD_STEPS[name][1 if args.quick else 0]
 
 
+#: the decoupled methods' steps (full, quick): DiffPIR's 100 NFE, DAPS's 200 annealing
+#: levels (x 5 ODE steps = 1000 NFE) and RED-diff's 1000 Adam steps
+DECOUPLED_STEPS = {"DiffPIR": (100, 20), "DAPS": (200, 10), "RED-diff": (1000, 20)}
+
+#: Per task (first word of its title) the settings of the decoupled methods: the authors'
+#: values for the tasks their papers report, else (*) chosen by PSNR on validation images
+#: only (MNIST 9000-9007 and the two natural validation crops; the numbers are in each
+#: recipe's docstring and in benchmarks/README.md).
+DECOUPLED_SETTINGS = {
+    # lam in consistent units = the code's lambda / 4 (see invdiff.methods.diffpir)
+    "DiffPIR": {
+        "SR": {"lam": 0.5, "zeta": 0.25},  # configs/sisr.yaml zeta; lam (*) from its sweep 2..12
+        "deblur": {"lam": 1.75, "zeta": 0.3},  # main_ddpir_deblur.py: lambda 7, zeta 0.3
+        "inpainting": {"lam": 0.25, "zeta": 1.0},  # configs/inpaint.yaml: lambda 1, zeta 1
+        "colorization": {"lam": 0.5, "zeta": 1.0},  # (*)
+        "denoising": {"lam": 0.5, "zeta": 1.0},  # (*)
+    },
+    # the authors' likelihood weight tau = 0.01/sqrt(2) (the recipe's default)
+    "DAPS": {"SR": {"tau": TAU_REFERENCE}, "deblur": {"tau": TAU_REFERENCE},
+             "inpainting": {"tau": TAU_REFERENCE},
+             "colorization": {"tau": TAU_REFERENCE},  # (*) the default won
+             "denoising": {"tau": 0.05}},  # (*)
+    # _configs/algo/reddiff.yaml: lam 0.25 (lr 0.1)
+    "RED-diff": {"SR": {"lam": 0.25}, "deblur": {"lam": 0.25}, "inpainting": {"lam": 0.25},
+                 "colorization": {"lam": 4.0},  # (*)
+                 "denoising": {"lam": 16.0}},  # (*)
+}
+
+
+def _decoupled_steps(name, args):
+    steps_key = "annealing_steps" if name == "DAPS" else "steps"
+    return {steps_key: DECOUPLED_STEPS[name][1 if args.quick else 0]}
+
+
+def _by_task(args, settings) -> dict:
+    """Task key -> arguments, from a table keyed by the first word of the task's title."""
+    return {key: dict(settings[table["title"].split()[0]])
+            for key, table in tasks(args).items()}
+
+
 #: label -> (family, recipe, the options that set its arguments). A new method is one entry
-#: here (and one in :data:`invdiff.sweep.METHODS` if its recipe is new).
+#: here (and one in :data:`invdiff.sweep.METHODS` if its recipe is new). DAPS starts from
+#: the shared N(0, I) draw times its first level sigma_max = 100 (the registry's
+#: ``start_scale``); RED-diff from A⁺y (its own start), DiffPIR from the shared draw.
 DIFFUSION = {
     "DMPS": ("DDPM", "dmps", lambda a: {"steps": a.steps}),
     "DPS": ("DDPM", "dps", lambda a: {"steps": a.steps, "zeta": 0.3}),
@@ -94,6 +141,9 @@ DIFFUSION = {
     "DDNM": ("SVD", "ddnm", lambda a: {"steps": _svd_steps("DDNM", a)}),
     "MCGdiff": ("SVD", "mcgdiff", lambda a: {"steps": _svd_steps("MCGdiff", a),
                                              "n_particles": a.mcgdiff_particles}),
+    "DiffPIR": ("decoupled", "diffpir", lambda a: _decoupled_steps("DiffPIR", a)),
+    "DAPS": ("decoupled", "daps", lambda a: _decoupled_steps("DAPS", a)),
+    "RED-diff": ("decoupled", "red_diff", lambda a: _decoupled_steps("RED-diff", a)),
 }
 #: DPS's zeta per task where its configs differ from 0.3 (inpainting: 0.5)
 ZETA_BY_TASK = {"inpainting": 0.5}
@@ -176,6 +226,8 @@ def spec(args, datasets) -> dict:
             methods[label] = {"recipe": recipe, **settings(args)}
             if "zeta" in methods[label]:
                 methods[label]["by_task"] = {t: {"zeta": z} for t, z in ZETA_BY_TASK.items()}
+            if label in DECOUPLED_SETTINGS:
+                methods[label]["by_task"] = _by_task(args, DECOUPLED_SETTINGS[label])
         else:
             recipe, settings = BASELINES[label]
             methods[label] = {"recipe": recipe, "grid": list(args.lambdas), **settings(args)}
@@ -426,7 +478,10 @@ def main(argv=None):
                 "device": args.device, "lpips": lpips_note, "methods": list(args.methods),
                 "pigdm_clip_x0": args.pigdm_clip,
                 "svd_steps": {k: v[1 if args.quick else 0] for k, v in SVD_STEPS.items()},
-                "mcgdiff_particles": args.mcgdiff_particles, "scheduler": args.scheduler}
+                "mcgdiff_particles": args.mcgdiff_particles,
+                "decoupled_steps": {k: v[1 if args.quick else 0]
+                                    for k, v in DECOUPLED_STEPS.items()},
+                "scheduler": args.scheduler}
     notes = _notes(args, sources, skipped, lpips_note, partial, rows)
     directory = results_dir(args.results_dir, args.quick)
     directory.mkdir(parents=True, exist_ok=True)
@@ -467,6 +522,12 @@ def _notes(args, sources, skipped, lpips_note, partial, rows):
                  f"{steps['MCGdiff']} DDIM steps with {args.mcgdiff_particles} particles per "
                  "image (its paper: 64), one sample drawn from the final weights; its NFE "
                  "counts every particle.")
+    if any(m in DECOUPLED_STEPS for m in args.methods):
+        steps = {k: v[1 if args.quick else 0] for k, v in DECOUPLED_STEPS.items()}
+        text += (f" Decoupled methods with each task's settings (DECOUPLED_SETTINGS; each "
+                 f"row's settings in the JSON): DiffPIR {steps['DiffPIR']} steps from the "
+                 f"shared start, DAPS {steps['DAPS']} annealing levels × 5 ODE steps from 100 × "
+                 f"the shared start, RED-diff {steps['RED-diff']} Adam steps from A⁺y.")
     if skipped:
         text += " Skipped: " + "; ".join(skipped) + "."
     diverged = list(dict.fromkeys(r["method"] for r in rows if r["n_finite"] < r["n"]))

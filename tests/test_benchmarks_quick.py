@@ -100,10 +100,11 @@ def test_quantized_cs_quick(tmp_path):
     rows = payload["rows"]
     part1 = [r for r in rows if r["part"] == "1"]
     part2 = [r for r in rows if r["part"] == "2"]
-    # 3 bit depths x (2 eps of QCS-SGM + Lasso) + BIHT at 1 bit
-    assert len(part1) == 3 * 3 + 1
-    # 2 matrices x 2 eps x (QCS-SGM + 4 EP iteration counts)
-    assert len(part2) == 2 * 2 * (1 + len(quantized_cs.EP_ITERS))
+    # 3 bit depths x (DAPS + 2 eps of QCS-SGM + Lasso) + BIHT at 1 bit
+    assert len(part1) == 3 * 4 + 1
+    # 2 matrices x (DAPS + 2 eps x (QCS-SGM + 4 EP iteration counts))
+    assert len(part2) == 2 * (1 + 2 * (1 + len(quantized_cs.EP_ITERS)))
+    assert sum(r["method"] == "DAPS" for r in rows) == 3 + 2
     for r in rows:
         assert r["n"] == 8 and len(r["psnr"]) == 8
         if r["expect_finite"]:  # the paper's eps may legitimately diverge; others may not

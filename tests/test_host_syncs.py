@@ -73,6 +73,14 @@ RECIPES = {
     "ddnm": lambda d, s: m.ddnm(d.vp(), d.op, d.y, SIGMA, rng=0, n=2, steps=s),
     "mcgdiff": lambda d, s: m.mcgdiff(d.vp(), d.op, d.y, SIGMA, rng=0, n=2, steps=s,
                                       n_particles=4),
+    "diffpir": lambda d, s: m.diffpir(d.vp(), d.op, d.y, SIGMA, rng=0, n=2, steps=s),
+    "daps": lambda d, s: m.daps(d.vp(), d.op, d.y, SIGMA, rng=0, n=2, annealing_steps=s,
+                                ode_steps=1, langevin_steps=3),
+    "daps (1-bit)": lambda d, s: m.daps(d.vp(), d.A, (d.lower, d.upper), SIGMA, rng=0, n=2,
+                                        annealing_steps=s, ode_steps=1, langevin_steps=3),
+    "red_diff": lambda d, s: m.red_diff(d.vp(), d.op, d.y, rng=0, n=2, steps=s),
+    "red_diff (random order)": lambda d, s: m.red_diff(d.vp(), d.op, d.y, rng=0, n=2, steps=s,
+                                                       schedule="random"),
 }
 
 

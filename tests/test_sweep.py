@@ -306,3 +306,42 @@ def test_folder_source_gives_the_same_images_as_the_npz(tiny):
     assert x.shape == (1, 1, 16, 16) and np.allclose(x[0, 0] * 255 / scale, raw[2])
     summary = sw.run(sweep, base / "out", scheduler="serial", progress=False)
     assert summary["computed"] == 2 and summary["failed"] == 0
+
+
+@pytest.mark.parametrize("task, label, args", [
+    ("sr2", "DiffPIR", {"steps": 4, "lam": 0.5, "zeta": 0.25}),
+    ("sr2", "DAPS", {"annealing_steps": 3, "langevin_steps": 3, "ode_steps": 2,
+                     "sigma_max": 20.0}),
+    ("sr2", "RED-diff", {"steps": 4, "lam": 16.0}),
+    ("cs1", "DAPS", {"annealing_steps": 3, "langevin_steps": 3, "lr": 2e-3,
+                     "lr_min_ratio": 1.0}),
+])
+def test_decoupled_units_call_the_recipe_as_the_benchmarks(tiny, task, label, args):
+    """A unit's sample is the recipe's own call: DiffPIR from the shared N(0, I) draw, DAPS
+    from sigma_max times it (Gaussian tasks) or its own start with bin edges as a pair
+    (quantized), RED-diff without sigma_y from its own start A⁺y."""
+    from invdiff.sweep import _execute, _priors
+
+    spec, base = tiny
+    spec["tasks"]["cs1"] = {"operator": "gaussian_matrix", "M": 64, "sigma": 0.05, "bits": 1}
+    spec["methods"] = {label: {"tasks": [task], **args}}
+    spec["samples"] = True
+    unit = sw.load_spec(spec, base=base).units()[0]
+    record, x_unit = _execute.execute({"key": "k", "spec": unit.spec, "base": str(base),
+                                       "samples": True})
+    assert record["status"] == "ok", record["error"]
+    prior = unit.spec["prior"]
+    model = _priors.load_prior(prior["name"], prior["spec"], str(base), "cpu")
+    p = _execute.Problem(unit.spec, str(base), model, "numpy", "cpu")
+    fn = {"DiffPIR": ivd.methods.diffpir, "DAPS": ivd.methods.daps,
+          "RED-diff": ivd.methods.red_diff}[label]
+    if task == "cs1":
+        A_x, lower, upper = p.in_model_units()
+        x = fn(model, A_x, (lower, upper), p.sigma, rng=p.rng(), in_shape=p.shape, **args)
+    elif label == "RED-diff":
+        x = fn(model, p.op, p.y, rng=p.rng(), **args)
+    else:
+        scale = args.get("sigma_max", 1.0)
+        x = fn(model, p.op, p.y, p.sigma_y, rng=p.rng(), x_init=scale * p.start("normal"),
+               **args)
+    np.testing.assert_allclose(x_unit, np.asarray(x, dtype=np.float32), rtol=1e-6, atol=1e-6)

@@ -27,12 +27,18 @@ ald_cs         annealed Langevin              Jalal et al. 2021, unquantized Gau
 ddrm           DDIM in the SVD, 20 steps     η = 0.85, η_b = 1 (Kawar et al. 2022, Eq. 7)
 ddnm           DDIM, 100 steps, η = 0.85     null-space projection; DDNM+ Σ_t when σ_y > 0
 mcgdiff        SMC over DDIM, 100 steps      64 particles, η = 1, κ = 1e-4 (Cardoso et al.)
+diffpir        DDPM, 100 steps (quad)         λ = 1.75 (code's 7), ζ = 0.3, exact SVD prox
+daps           200 levels × 5 ODE steps       100 Langevin steps, η = 1e-4 (Zhang et al. 2025)
+red_diff       Adam, 1000 steps               λ = 0.25, lr = 0.1, ω_t = b_t/a_t (Mardani et al.)
 =============  ===========================  ===============================================
 """
 
+from .daps import daps
 from .ddpm import dmps, dps, pigdm
+from .diffpir import diffpir
 from .flow import dmps_flow, dps_flow, ot_ode
 from .langevin import ald_cs, qcs_sgm, qcs_sgm_plus
+from .red_diff import red_diff
 from .svd import ddnm, ddrm, mcgdiff
 
 __all__ = [
@@ -48,4 +54,7 @@ __all__ = [
     "ddrm",
     "ddnm",
     "mcgdiff",
+    "diffpir",
+    "daps",
+    "red_diff",
 ]

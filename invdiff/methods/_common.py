@@ -220,6 +220,18 @@ RULES: dict[str, Callable] = {
                                             # t = 1 has a_t = 0 (x0-hat undefined)
     "clip_x0": interval_pair,
     "guidance_at": choice("x_t", "x_prev"),
+    # DAPS (Zhang et al. 2025) and RED-diff (Mardani et al. 2024)
+    "annealing_steps": positive_int,        # DAPS noise levels
+    "ode_steps": positive_int,              # DAPS Euler steps per level
+    "langevin_steps": positive_int,         # DAPS Langevin steps per level
+    "sigma_max": positive,                  # DAPS first level (VE sigma)
+    "sigma_min": positive,
+    "ode_sigma_min": positive,              # where DAPS's ODE stops (> 0: x0-hat at sigma=0
+                                            # needs the network at sigma = 0)
+    "lr": positive,                         # Langevin / Adam step size
+    "lr_min_ratio": positive,               # DAPS: final Langevin step / first
+    "tau": optional(positive),              # DAPS likelihood noise level (None: sigma_y)
+    "schedule": choice("descending", "random"),   # RED-diff's order of the time grid
     "in_shape": shape_tuple,
     "progress": flag,
     "return_info": flag,

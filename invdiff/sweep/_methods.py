@@ -44,7 +44,8 @@ class Method:
         Function name in :mod:`invdiff.methods` (``kind="posterior"``) or
         :mod:`invdiff.baselines` (``kind="baseline"``).
     family : str
-        Group in reports (``"DDPM"``, ``"flow"``, ``"Langevin"``, ``"sparsity"``).
+        Group in reports (``"DDPM"``, ``"flow"``, ``"SVD"``, ``"decoupled"``, ``"Langevin"``,
+        ``"sparsity"``).
     kind : {"posterior", "baseline"}
     measurement : {"gaussian", "quantized", "any"}
         The tasks it takes.
@@ -117,6 +118,12 @@ METHODS: dict[str, Method] = {
     "ddrm": Method("ddrm", "SVD"),
     "ddnm": Method("ddnm", "SVD"),
     "mcgdiff": Method("mcgdiff", "SVD", start=None),  # particles from its own potential
+    "diffpir": Method("diffpir", "decoupled"),
+    # DAPS: the shared N(0, I) draw times sigma_max (its first level) on Gaussian tasks; on
+    # quantized tasks (exact likelihood, bin edges as a pair) it draws its own start
+    "daps": Method("daps", "decoupled", measurement="any", start_scale="sigma_max",
+                   quantized_start=None, bins="pair"),
+    "red_diff": Method("red_diff", "decoupled", start=None, sigma_y=False),  # starts at A⁺y
     "qcs_sgm": Method("qcs_sgm", "Langevin", measurement="quantized", start="uniform",
                       reference_units=True),
     "qcs_sgm_plus": Method("qcs_sgm_plus", "Langevin", measurement="quantized",

@@ -75,7 +75,8 @@ def _run(method, model, op, y, sigma_y, kw, x0, args, in_shape=None):
 def restoration_rows(key, model, x_val, args):
     method, dataset, names, grid = GRIDS[key]
     rows = []
-    for ti, task in enumerate(restoration.make_tasks(tuple(x_val.shape[1:]), x_val, args)):
+    in_shape = tuple(x_val.shape[1:])
+    for ti, task in enumerate(restoration.make_tasks(in_shape, x_val, args, dataset)):
         if not any(task.name.startswith(n) for n in names):
             continue
         noise = ivd.random.Generator(1000 + ti)

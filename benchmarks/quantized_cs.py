@@ -42,6 +42,13 @@ Protocol
 * Metrics: PSNR and SSIM on ``[0, 1]`` after clipping, mean ± std over the test images;
   images with a non-finite pixel count as diverged (reported, left out of the mean).
 
+The benchmark is a spec on the sweep engine (:func:`spec`, :mod:`invdiff.sweep`; the change
+of variables above is :meth:`invdiff.sweep._execute.Problem.in_model_units`): one unit per
+method, problem and image batch; ``--scheduler local`` / ``tcp://HOST:8786`` run it on Dask,
+``--sweep-dir DIR`` keeps the records so that an interrupted run resumes. One matrix per
+setting (the three bit depths share theirs), one noise draw per image, every stream a child
+of ``--seed`` keyed by problem and image.
+
 Run ``python -m benchmarks.quantized_cs [--quick] [--weights-dir DIR]``; writes
 ``benchmarks/results/[quick/]quantized_cs[-quick].md``/``.json``/``.png``.
 """
@@ -51,11 +58,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import pathlib
+import shutil
+import tempfile
 import time
 
 import numpy as np
 
-import invdiff as ivd
+import invdiff.sweep as sw
 
 from . import _images
 from ._common import add_run_arguments, results_dir, write_results
@@ -63,7 +73,7 @@ from ._common import add_run_arguments, results_dir, write_results
 SHAPE = (1, 28, 28)
 N = 784
 EPS_PAPER, EPS_STABLE = 2e-4, 2e-5
-# the reference's VE levels in [0, 1] units; ours are twice as large (x = 2u - 1)
+# the reference's VE levels in [0, 1] units (the sweep scales them to the prior's [-1, 1])
 SIGMA_MAX, SIGMA_MIN, LEVELS = 50.0, 0.01, 232
 EP_ITERS = (1, 3, 5, 10)
 #: DAPS on quantized data (no paper runs it there): a constant Langevin step 2e-3 instead of
@@ -74,28 +84,68 @@ EP_ITERS = (1, 3, 5, 10)
 #: the 1-bit measurements in their bin at 1e-4, 97 % at 2e-3). Stable: the step times the
 #: largest likelihood curvature lambda_max(A_x^T A_x)/sigma^2 stays below 2 (1.8 for part 1).
 DAPS_SETTINGS = {"lr": 2e-3, "lr_min_ratio": 1.0}
+#: task key -> part of the benchmark
+PARTS = {"iid_1bit": "1", "iid_2bit": "1", "iid_3bit": "1", "ill_conditioned": "2",
+         "correlated": "2"}
+
+
+def tasks(args) -> dict:
+    """Part 1 (i.i.d. A, 1/2/3 bits) and part 2 (ill-conditioned / correlated A, 1 bit) as
+    sweep tasks. Each matrix and noise stream is keyed by its task, so a run of one part
+    sees exactly the measurements of the full run."""
+    M = 400
+    cond = args.kappa if args.kappa_as_cond else args.kappa ** ((M - 1) / (2 * M))
+    out = {f"iid_{b}bit": {"title": f"iid Gaussian, M=200, sigma=0.05, {b}-bit",
+                           "operator": "gaussian_matrix", "M": 200, "sigma": 0.05, "bits": b}
+           for b in (1, 2, 3)}
+    part2 = {"max_images": args.n_test_part2} if args.n_test_part2 else {}
+    out["ill_conditioned"] = {
+        "title": f"ill-conditioned (kappa={args.kappa:g}, cond={cond:.3g}), M=400, sigma=0.1, "
+                 "1-bit", "operator": "ill_conditioned_matrix", "M": M, "cond": cond,
+        "sigma": 0.1, "bits": 1, **part2}
+    out["correlated"] = {"title": "correlated (rho=0.4), M=400, sigma=0.1, 1-bit",
+                         "operator": "correlated_matrix", "M": M, "rho": 0.4, "sigma": 0.1,
+                         "bits": 1, **part2}
+    return {k: v for k, v in out.items() if PARTS[k] in args.parts}
 
 
 @dataclasses.dataclass
 class Problem:
-    """One sensing setting: the matrix, noise, bit depth, and its measurements."""
+    """One sensing setting as the sweep builds it: the matrix, noise and bit depth."""
 
     part: str
     name: str
     A: object  # (M, N), acts on u in [0, 1]
     sigma: float
     bits: int
-    index: int = 0  # position in the full run: seeds the noise of its measurements
-    test: dict = dataclasses.field(default_factory=dict)
-    val: dict = dataclasses.field(default_factory=dict)
+    index: int  # position in the full run (seeds the noise of other scripts' measurements)
+
+
+def problems(args, like) -> list[Problem]:
+    """The settings of ``--parts`` with the matrices the sweep's units draw, for scripts that
+    run other methods on the same problems (``decoupled_choices``). ``args`` needs ``seed``,
+    ``kappa``, ``kappa_as_cond`` and ``parts``."""
+    from invdiff.sweep import _execute
+    from invdiff.sweep import _tasks as sweep_tasks
+
+    full = argparse.Namespace(**{"n_test_part2": None, **vars(args), "parts": "1,2"})
+    out = []
+    for index, (key, table) in enumerate(tasks(full).items()):
+        task = sweep_tasks.check_task(key, table)
+        unit = {"seed": args.seed, "data": {"name": "mnist"}, "task": {"name": key, **task}}
+        A = sweep_tasks.build_operator(task, SHAPE, _execute.operator_rng(unit), like)
+        out.append(Problem(PARTS[key], task["title"], A, task["sigma"], task["bits"], index))
+    return [prob for prob in out if prob.part in args.parts]
 
 
 def measure(A, u, sigma, bits, rng):
-    """Per-image reference quantizer on ``A u + n``: values, lower and upper bin edges."""
+    """Per-image reference quantizer on ``A u + n`` (``u`` in [0, 1], noise from ``rng``):
+    values, lower and upper bin edges (the sweep draws one noise stream per image instead)."""
     import torch
 
-    flat = u.reshape(u.shape[0], -1)
-    z = flat @ A.T
+    import invdiff as ivd
+
+    z = u.reshape(u.shape[0], -1) @ A.T
     z = z + sigma * rng.normal(tuple(z.shape), like=z)
     values, lower, upper = [], [], []
     for zi in z:
@@ -111,171 +161,102 @@ def measure(A, u, sigma, bits, rng):
 def in_x_coordinates(A, lower, upper):
     """The same likelihood for ``x = 2u - 1``: matrix ``A/2``, bins shifted by ``-A1/2``
     (:func:`invdiff.measurements.to_prior_units` from [0, 1] to [-1, 1])."""
+    import invdiff as ivd
+
     return ivd.measurements.to_prior_units(A, lower, upper, data_range=(0.0, 1.0),
                                            prior_range=(-1.0, 1.0))
 
 
-# -- the methods -----------------------------------------------------------------------------
-def run_langevin(method, model, prob, x_start, eps_ref, iters, args):
-    """QCS-SGM or QCS-SGM+ on the test images in batches: ``(x in [-1, 1], nfe, seconds)``."""
-    import torch
-
-    process = ivd.processes.VE.geometric(2 * SIGMA_MAX, 2 * SIGMA_MIN, args.levels)
-    A_x, lower, upper = in_x_coordinates(prob.A, prob.test["lower"], prob.test["upper"])
-    outs, nfe, seconds = [], None, 0.0
-    for k, b0 in enumerate(range(0, x_start.shape[0], args.batch)):
-        sl = slice(b0, b0 + args.batch)
-        rng = ivd.random.Generator(args.seed * 1_000_003 + 7919 * k)  # same stream per method
-        kw = {"rng": rng, "x_init": x_start[sl], "in_shape": SHAPE, "process": process,
-              "eps": 4.0 * eps_ref, "steps_each": args.steps_each, "return_info": True}
-        if method == "QCS-SGM":
-            x, info = ivd.methods.qcs_sgm(model, A_x, lower[sl], upper[sl], prob.sigma, **kw)
-        else:
-            x, info = ivd.methods.qcs_sgm_plus(model, A_x, lower[sl], upper[sl], prob.sigma,
-                                               iters=iters, **kw)
-        outs.append(x)
-        nfe = info["nfe"] if nfe is None else nfe
-        seconds += info["seconds"]
-    return torch.cat(outs), nfe, seconds
-
-
-def run_daps(model, prob, args):
-    """DAPS with the exact quantized likelihood, in the prior's [-1, 1] coordinates (matrix
-    A/2, shifted bins: the same change of variables as QCS-SGM); ``(x, nfe, seconds)``."""
-    import torch
-
-    A_x, lower, upper = in_x_coordinates(prob.A, prob.test["lower"], prob.test["upper"])
-    outs, nfe, seconds = [], None, 0.0
-    for k, b0 in enumerate(range(0, lower.shape[0], args.batch)):
-        sl = slice(b0, b0 + args.batch)
-        rng = ivd.random.Generator(args.seed * 1_000_003 + 7919 * k)
-        x, info = ivd.methods.daps(model, A_x, (lower[sl], upper[sl]), prob.sigma, rng=rng,
-                                   in_shape=SHAPE, annealing_steps=args.daps_levels,
-                                   langevin_steps=args.daps_langevin, return_info=True,
-                                   **DAPS_SETTINGS)
-        outs.append(x)
-        nfe = info["nfe"] if nfe is None else nfe
-        seconds += info["seconds"]
-    return torch.cat(outs), nfe, seconds
+def methods(args, task_keys) -> dict:
+    """Every row's method table: DAPS (its own annealing, no ε; the parts of
+    ``--daps-parts``), the Langevin methods at both ε (for the parts listed in
+    ``--paper-parts`` / ``--stable-parts``), the baselines on part 1."""
+    out = {}
+    daps = [t for t in task_keys if PARTS[t] in args.daps_parts]
+    if daps:  # the exact quantized likelihood in the prior's coordinates, its own start
+        out["DAPS"] = {"recipe": "daps", "annealing_steps": args.daps_levels,
+                       "langevin_steps": args.daps_langevin, **DAPS_SETTINGS, "tasks": daps}
+    langevin = {"sigma_max": SIGMA_MAX, "sigma_min": SIGMA_MIN, "levels": args.levels,
+                "steps_each": args.steps_each}
+    for eps, tag, parts in ((EPS_PAPER, "paper", args.paper_parts),
+                            (EPS_STABLE, "stable", args.stable_parts)):
+        on = [t for t in task_keys if PARTS[t] in parts]
+        if on:
+            out[f"QCS-SGM, eps={eps:g} ({tag})"] = {"recipe": "qcs_sgm", "eps": eps,
+                                                    "tasks": on, **langevin}
+        on2 = [t for t in on if PARTS[t] == "2"]
+        for it in EP_ITERS if on2 else ():
+            out[f"QCS-SGM+ (EP {it}), eps={eps:g} ({tag})"] = {
+                "recipe": "qcs_sgm_plus", "eps": eps, "iters": it, "tasks": on2, **langevin}
+    part1 = [t for t in task_keys if PARTS[t] == "1"]
+    if part1 and not args.no_baselines:
+        out["Lasso-DCT"] = {"recipe": "lasso", "basis": "dct", "iters": args.lasso_iters,
+                            "grid": list(args.lambdas), "tasks": part1}
+        out["BIHT"] = {"recipe": "biht", "iters": args.biht_iters,
+                       "grid": list(args.sparsities), "tasks": part1}  # 1-bit tasks only
+    return out
 
 
-def run_lasso(prob, u_val, args):
-    """Lasso-DCT on ``u`` with the dequantized values, λ by validation PSNR."""
-    import torch
-
-    def solve(y, lam):
-        x = ivd.baselines.lasso(prob.A, y, lam, basis="dct", shape=SHAPE,
-                                iters=args.lasso_iters)
-        return torch.clamp(x, 0.0, 1.0)
-
-    x, lam, seconds = _images.tune_and_solve(solve, args.lambdas, u_val, prob.val["y"],
-                                             prob.test["y"], data_range=1.0)
-    return x, f"λ={lam:.0e}", seconds
-
-
-def run_biht(prob, u_val, args):
-    """BIHT (pixel basis) with sparsity k by validation PSNR and the mean validation norm."""
-    import torch
-
-    norm = float(torch.linalg.vector_norm(u_val.reshape(u_val.shape[0], -1), dim=1).mean())
-
-    def solve(y, k):
-        x = ivd.baselines.biht(prob.A, y, int(round(k)), shape=SHAPE, iters=args.biht_iters,
-                               norm=norm)
-        return torch.clamp(x, 0.0, 1.0)
-
-    x, k, seconds = _images.tune_and_solve(solve, args.sparsities, u_val, prob.val["y"],
-                                           prob.test["y"], data_range=1.0)
-    return x, f"k={int(k)}", seconds
+def spec(args) -> dict:
+    """The benchmark as a sweep spec (:mod:`invdiff.sweep`). float64 for the likelihood
+    tails and EP; the network itself runs in float32."""
+    prior = {"weights_dir": str(args.weights_dir)} if args.weights_dir else {"bundled": "mnist"}
+    task_tables = tasks(args)
+    return {"name": args.stem or "quantized_cs", "seed": args.seed, "batch": args.batch,
+            "device": args.device, "dtype": "float64", "samples": True,
+            "priors": {"mnist": prior},
+            "data": {"mnist": {"prior": "mnist", "source": "mnist",
+                          **({"dir": str(args.data_dir)} if args.data_dir else {}),
+                               "test": args.n_test, "val": args.n_val}},
+            "tasks": task_tables, "methods": methods(args, list(task_tables))}
 
 
-# -- the experiment ----------------------------------------------------------------------------
-def problems(args, like):
-    """Part 1 (i.i.d. A, 1/2/3 bits) and part 2 (ill-conditioned / correlated A, 1 bit).
+# -- rows of the engine's records -------------------------------------------------------------
+def collect(out):
+    """``(rows, examples)`` in the benchmark's format from the sweep's records."""
+    from invdiff.sweep import _data, _report, _store
 
-    The matrices and each problem's ``index`` (which seeds its noise) do not depend on
-    ``--parts``: a run of one part sees exactly the measurements of the full run.
-    """
-    ops = ivd.operators
-    rng = ivd.random.Generator(args.seed + 11)
-    A = ops.gaussian_matrix(200, N, rng, like=like)
-    M = 400
-    cond = args.kappa if args.kappa_as_cond else args.kappa ** ((M - 1) / (2 * M))
-    A_ill = ops.ill_conditioned_matrix(M, N, cond, rng, like=like)
-    A_cor = ops.correlated_matrix(M, N, 0.4, rng, like=like)
-    out = [Problem("1", f"iid Gaussian, M=200, sigma=0.05, {bits}-bit", A, 0.05, bits)
-           for bits in (1, 2, 3)]
-    out += [Problem("2", f"ill-conditioned (kappa={args.kappa:g}, cond={cond:.3g}), "
-                    "M=400, sigma=0.1, 1-bit", A_ill, 0.1, 1),
-            Problem("2", "correlated (rho=0.4), M=400, sigma=0.1, 1-bit", A_cor, 0.1, 1)]
-    for index, prob in enumerate(out):
-        prob.index = index
-    return [prob for prob in out if prob.part in args.parts]
-
-
-def methods_of(prob, stable_parts="1,2", paper_parts="1,2", baselines=True, daps_parts=""):
-    """``(label, kind, eps_ref, ep_iters)`` for every row of ``prob``.
-
-    The paper's and the stable ε rows run for the parts listed in ``paper_parts`` and
-    ``stable_parts``; the sparsity baselines (part 1) unless ``baselines`` is false; DAPS
-    (its own annealing, no ε) for the parts in ``daps_parts``.
-    """
-    rows = [("DAPS", "DAPS", None, None)] if prob.part in daps_parts else []
-    steps = ([(EPS_PAPER, "paper")] if prob.part in paper_parts else []) + (
-        [(EPS_STABLE, "stable")] if prob.part in stable_parts else [])
-    for eps, tag in steps:
-        rows.append((f"QCS-SGM, eps={eps:g} ({tag})", "QCS-SGM", eps, None))
-        if prob.part == "2":
-            for it in EP_ITERS:
-                rows.append((f"QCS-SGM+ (EP {it}), eps={eps:g} ({tag})", "QCS-SGM+", eps, it))
-    if prob.part == "1" and baselines:
-        rows.append(("Lasso-DCT", "lasso", None, None))
-        if prob.bits == 1:
-            rows.append(("BIHT", "biht", None, None))
-    return rows
-
-
-def run(args, model, u_val, u_all):
+    manifest = _store.read_manifest(out)
+    first = {}
+    for u in manifest["units"]:
+        first.setdefault((u["task"], u["method"]), u["key"])
     rows, examples = [], {}
-    x_all = ivd.random.Generator(args.seed + 3).uniform(tuple(u_all.shape), like=u_all,
-                                                        low=-1.0, high=1.0)
-    for prob in problems(args, u_all):
-        # part 2 may use the first --n-test-part2 test images only (5x the Langevin runs)
-        n = args.n_test_part2 if prob.part == "2" and args.n_test_part2 else len(u_all)
-        u_test, x_start = u_all[:n], x_all[:n]
-        noise = ivd.random.Generator(args.seed + 101 * (prob.index + 1))
-        prob.test = measure(prob.A, u_test, prob.sigma, prob.bits, noise)
-        prob.val = measure(prob.A, u_val, prob.sigma, prob.bits, noise)
-        examples[prob.name] = {"truth": u_test[0]}
-        for label, kind, eps, iters in methods_of(prob, args.stable_parts, args.paper_parts,
-                                                          not args.no_baselines, args.daps_parts):
-            setting = None
-            if kind in ("QCS-SGM", "QCS-SGM+"):
-                x, nfe, seconds = run_langevin(kind, model, prob, x_start, eps, iters, args)
-                u_hat = (x + 1.0) / 2.0
-            elif kind == "DAPS":
-                x, nfe, seconds = run_daps(model, prob, args)
-                u_hat = (x + 1.0) / 2.0
-            else:
-                u_hat, setting, seconds = (run_lasso if kind == "lasso" else run_biht)(
-                    prob, u_val, args)
-                nfe = None
-            s = _images.image_scores(u_hat, u_test, 0.0, 1.0)
-            psnr_m, psnr_s = _images.mean_std(s["psnr"])
-            ssim_m, ssim_s = _images.mean_std(s["ssim"])
-            rows.append({"part": prob.part, "problem": prob.name, "method": label,
-                         "kind": kind, "eps_reference_units": eps,
-                         "eps_used": None if eps is None else 4.0 * eps, "ep_iters": iters,
-                         "setting": setting, "psnr_mean": psnr_m, "psnr_std": psnr_s,
-                         "ssim_mean": ssim_m, "ssim_std": ssim_s, "n": int(u_test.shape[0]),
-                         "n_finite": int(s["finite"].sum()), "nfe": nfe,
-                         "seconds_per_image": seconds / u_test.shape[0],
-                         "expect_finite": kind == "DAPS" or eps != EPS_PAPER,
-                         "psnr": s["psnr"].tolist(), "ssim": s["ssim"].tolist()})
-            examples[prob.name][label] = u_hat[0]
-            print(f"  {prob.name[:44]:44s} {label:34s} PSNR {psnr_m:6.2f} SSIM {ssim_m:.3f} "
-                  f"finite {rows[-1]['n_finite']}/{rows[-1]['n']} "
-                  f"{rows[-1]['seconds_per_image']:.2f} s/img", flush=True)
+    for r in _report.rows_of(out)[0]:
+        if r["failed"] or r["missing"]:
+            raise SystemExit(f"{r['task']}/{r['method']}: {r['failed']} failed, {r['missing']} "
+                             f"missing units: {'; '.join(r['errors'])}")
+        rec = _store.read_record(out, first[(r["task_key"], r["method"])])
+        m = rec["spec"]["method"]
+        recipe, args_ = m["recipe"], m["args"]
+        kind = {"qcs_sgm": "QCS-SGM", "qcs_sgm_plus": "QCS-SGM+", "daps": "DAPS"}.get(
+            recipe, recipe)
+        eps = args_.get("eps")
+        setting = None
+        if r["selected"]:
+            (name, value), = r["selected"][0].items()
+            setting = f"λ={value:.0e}" if name == "lam" else f"k={int(value)}"
+        rows.append({"part": PARTS[r["task_key"]], "problem": r["task"], "method": r["method"],
+                     "kind": kind, "eps_reference_units": eps,
+                     "eps_used": None if eps is None else 4.0 * eps,
+                     "ep_iters": args_.get("iters"), "setting": setting,
+                     "psnr_mean": r["psnr_mean"], "psnr_std": r["psnr_std"],
+                     "ssim_mean": r["ssim_mean"], "ssim_std": r["ssim_std"],
+                     "consistency_mean": r["consistency_mean"],
+                     "consistency_std": r["consistency_std"], "n": r["n"],
+                     "n_finite": r["n_finite"], "nfe": r["nfe"],
+                     "seconds_per_image": r["seconds_per_image"],
+                     "expect_finite": eps != EPS_PAPER, "psnr": r["psnr"], "ssim": r["ssim"],
+                     "consistency": r["consistency"]})
+        if r["task"] not in examples:
+            d = {k: v for k, v in rec["spec"]["data"].items() if k != "name"}
+            raw, scale = _data.images("mnist", d, ".", rec["spec"]["images"][:1], "test")
+            examples[r["task"]] = {"truth": raw[:1] / scale}
+        x = _store.read_samples(out, rec["key"])[:1].astype(np.float64)
+        examples[r["task"]][r["method"]] = (x + 1.0) / 2.0
+        row = rows[-1]
+        print(f"  {r['task'][:44]:44s} {r['method']:34s} PSNR {row['psnr_mean']:6.2f} "
+              f"SSIM {row['ssim_mean']:.3f} finite {row['n_finite']}/{row['n']} "
+              f"{row['seconds_per_image']:.2f} s/img", flush=True)
     return rows, examples
 
 
@@ -355,7 +336,7 @@ def plot(rows, examples, stem, directory):
                 ax.axis("off")
                 continue
             label, img = items[j]
-            img = img.detach().cpu().double().numpy()[0]
+            img = np.asarray(img, dtype=np.float64)[0, 0]
             ax.imshow(np.clip(np.nan_to_num(img, nan=0.0), 0, 1), cmap="gray", vmin=0, vmax=1)
             ax.set_title(label.replace(", eps=", "\neps="), fontsize=5)
             if j == 0:
@@ -395,6 +376,14 @@ def parse(argv=None):
     p.add_argument("--kappa", type=float, default=1e3)
     p.add_argument("--kappa-as-cond", action="store_true",
                    help="use d_max/d_min = kappa instead of the paper's squared ratio")
+    p.add_argument("--scheduler", default="serial",
+                   help="where the units run (invdiff.sweep): serial (default), local (a Dask "
+                        "LocalCluster) or tcp://HOST:PORT (an existing Dask scheduler)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="worker processes of --scheduler local (default: one per core)")
+    p.add_argument("--sweep-dir", default=None,
+                   help="keep the sweep's records here (a rerun resumes; default: a temporary "
+                        "folder, removed)")
     add_run_arguments(p, "quantized_cs")
     args = p.parse_args(argv)
     full = {"n_test": 100, "n_val": 100, "levels": LEVELS, "steps_each": 5, "batch": 25,
@@ -416,19 +405,26 @@ def main(argv=None):
     args = parse(argv)
     torch = _images.setup_torch(args.threads)
     start = time.perf_counter()
-    data_dir = args.data_dir or _images.default_mnist_dir()
+    option = args.data_dir
+    args.data_dir = args.data_dir or _images.default_mnist_dir()
     model, source = _images.load_prior("mnist", args.weights_dir, args.device)
     if model is None:
         raise SystemExit(f"no MNIST prior: {source}")
-    if not _images.mnist_available(data_dir):
-        raise SystemExit(_images.mnist_missing(args.data_dir))
-    # float64 for the likelihood tails and EP; the network itself runs in float32
-    x_val, x_test = _images.mnist_split(data_dir, args.n_val, args.n_test,
-                                        dtype=torch.float64, device=args.device)
-    u_val, u_test = (x_val + 1) / 2, (x_test + 1) / 2
-    print(f"mnist: prior {source}; {len(u_val)} validation, {len(u_test)} test images",
+    if not _images.mnist_available(args.data_dir):
+        raise SystemExit(_images.mnist_missing(option))
+    print(f"mnist: prior {source}; {args.n_val} validation, {args.n_test} test images",
           flush=True)
-    rows, examples = run(args, model, u_val, u_test)
+    out = pathlib.Path(args.sweep_dir) if args.sweep_dir else pathlib.Path(
+        tempfile.mkdtemp(prefix="quantized_cs-sweep-"))
+    try:
+        summary = sw.run(spec(args), out, scheduler=args.scheduler, workers=args.workers,
+                         threads=args.threads)
+        print(f"sweep: {summary['units']} units ({summary['done_before']} done before, "
+              f"{summary['computed']} computed) in {out}", flush=True)
+        rows, examples = collect(out)
+    finally:
+        if not args.sweep_dir:
+            shutil.rmtree(out, ignore_errors=True)
     wall = time.perf_counter() - start
     stem = args.stem or "quantized_cs" + ("-quick" if args.quick else "")
     header, tab = table(rows)
@@ -447,7 +443,7 @@ def main(argv=None):
                 "lambda_grid": args.lambdas, "biht_sparsities": args.sparsities,
                 "lasso_iters": args.lasso_iters, "biht_iters": args.biht_iters,
                 "prior": source, "torch_threads": torch.get_num_threads(),
-                "device": args.device}
+                "device": args.device, "scheduler": args.scheduler}
     notes = _notes(args, source, _images.is_partial(model))
     directory = results_dir(args.results_dir, args.quick)
     directory.mkdir(parents=True, exist_ok=True)

@@ -20,9 +20,11 @@ Protocol
   (σ = 3, 9×9) are defined for 256×256 faces; on 28×28 digits they would span a third of
   the image, so the defaults here are σ = 1.5 and 5×5 (flags to change them).
 * Same measurement for every method: one noise draw per task and image; every diffusion
-  method starts from the same N(0, I) draw per batch and uses the same random stream,
-  except the two whose recipes start from the measurement (ΠGDM: the noised A⁺y of its
-  code; OT-ODE: the noised Tikhonov estimate), which draw that noise from the stream.
+  method starts from the same N(0, I) draw per image and uses the same random stream per
+  batch, except the two whose recipes start from the measurement (ΠGDM: the noised A⁺y of
+  its code; OT-ODE: the noised Tikhonov estimate), which draw that noise from the stream.
+  Each stream is a child of ``--seed`` keyed by what it is shared over (dataset, task,
+  image), see :mod:`invdiff.sweep._execute`.
 * Methods at their recipes' defaults, each naming its source in :mod:`invdiff.methods`;
   nothing tuned on test data: DMPS (λ = 1.75, DDPM ancestral, ``--steps``), DPS (ζ = 0.3;
   0.5 for inpainting, the DPS configs; no DPS config exists for colorization or
@@ -31,15 +33,24 @@ Protocol
   the flow, ζ = 3 chosen on the *validation* images by ``benchmarks/validation_choices``),
   OT-ODE (t0 = 0.8), all three flows with ``--flow-steps`` = 50 Euler steps. Lasso-DCT
   (FISTA) and TV (Chambolle–Pock) choose λ on the validation split
-  (:func:`invdiff.baselines.select_lambda`, PSNR), never on the test images.
+  (:func:`invdiff.baselines.select_lambda`, PSNR), never on the test images. SVD methods
+  (DDRM, DDNM+, MCGdiff) at their papers' steps (``SVD_STEPS``); the decoupled methods
+  DiffPIR, DAPS and RED-diff with the per-task settings of ``DECOUPLED_SETTINGS`` (the
+  authors' values where a paper reports the task, else chosen on validation images by
+  ``benchmarks/decoupled_choices``).
 * Metrics: PSNR and SSIM per image on ``[0, 1]`` after clipping, mean ± std (ddof 1) over
   the test images; LPIPS only if the ``lpips`` package and its AlexNet weights are already
   on disk (nothing is downloaded). Data consistency ‖y − A x̂‖/(σ_y √M) of the clipped
-  reconstruction (:func:`consistency`; ≈ 1 fits y to the noise level).
-  Also NFE and wall seconds per image (batch ``--batch``).
-* Adding a method: one entry in ``DIFFUSION`` (a recipe from :mod:`invdiff.methods` and
-  the keywords the benchmark sets), or in ``BASELINES`` with a solver in
-  :func:`run_baseline`.
+  reconstruction (:func:`invdiff.sweep._execute.consistency`; ≈ 1 fits y to the noise
+  level). Also NFE and wall seconds per image (batch ``--batch``).
+* Adding a method: one entry in ``DIFFUSION`` (label → family, recipe, the keywords the
+  benchmark sets) or ``BASELINES``, and one in :data:`invdiff.sweep.METHODS` if the recipe
+  is new.
+
+The benchmark is a spec on the sweep engine (:func:`spec`, :mod:`invdiff.sweep`): one unit
+per method, task and image batch. ``--scheduler local`` runs the units on every core (a Dask
+``LocalCluster``), ``--scheduler tcp://HOST:8786`` on an existing Dask cluster, and with
+``--sweep-dir DIR`` the records stay in ``DIR`` so that an interrupted run resumes.
 
 Run ``python -m benchmarks.restoration [--quick] [--weights-dir DIR]``; writes
 ``benchmarks/results/[quick/]restoration[-quick].md``/``.json`` and ``.png`` (metrics) and
@@ -50,101 +61,35 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import inspect
 import math
+import pathlib
+import shutil
+import tempfile
 import time
 
 import numpy as np
 
-import invdiff as ivd
+import invdiff.sweep as sw
 from invdiff.methods.daps import TAU_REFERENCE
 
 from . import _images
 from ._common import add_run_arguments, results_dir, write_results
 
 INPAINT_OBSERVED = 0.5
-
-
-@dataclasses.dataclass
-class Task:
-    """One restoration problem: operator, noise level and DPS's step size for it."""
-
-    name: str
-    op: object
-    sigma_y: float
-    zeta: float
-
-
-def make_tasks(in_shape, like, args) -> list[Task]:
-    """The restoration tasks for images of shape ``in_shape`` (colorization needs RGB)."""
-    ops = ivd.operators
-    C = in_shape[0]
-    mask_rng = ivd.random.Generator(args.seed + 17)
-    tasks = [
-        Task("SR x4 (block)", ops.SuperResolution(4, in_shape, "block", like=like), 0.05, 0.3),
-        Task("SR x4 (bicubic)", ops.SuperResolution(4, in_shape, "bicubic", like=like), 0.05,
-             0.3),
-        Task(f"deblur (Gaussian, sigma={args.blur_sigma:g})",
-             ops.SeparableBlur.gaussian(in_shape, sigma=args.blur_sigma, like=like), 0.05, 0.3),
-        Task(f"deblur (uniform {args.blur_size}x{args.blur_size})",
-             ops.SeparableBlur.uniform(in_shape, size=args.blur_size, like=like), 0.05, 0.3),
-        Task(f"inpainting ({int(100 * INPAINT_OBSERVED)}% observed)",
-             ops.Inpainting.random(in_shape, INPAINT_OBSERVED, rng=mask_rng, like=like), 0.05,
-             0.5),
-    ]
-    if C == 3:
-        tasks.append(Task("colorization", ops.Colorization(in_shape, like=like), 0.05, 0.3))
-    tasks.append(Task("denoising", ops.Identity(in_shape, like=like), 0.5, 0.3))
-    return tasks
-
-
-# -- the methods ---------------------------------------------------------------------------
-def _recipe(fn, *, own_start=False, **fixed):
-    """A row's runner ``(model, task, y, x_start, rng, args) -> (x_hat, info)`` for recipe
-    ``fn`` at its defaults; ``fixed`` maps keyword -> ``(task, args) -> value``.
-
-    ``x_start`` is the N(0, I) draw every method shares; a method with its own start
-    (``own_start``: ΠGDM's noised A⁺y, OT-ODE's noised Tikhonov estimate) draws its noise
-    from the shared random stream instead.
-    """
-    takes_sigma = "sigma_y" in inspect.signature(fn).parameters
-
-    def run(model, task, y, x_start, rng, args):
-        kw = {k: get(task, args) for k, get in fixed.items()}
-        if not own_start:
-            kw["x_init"] = x_start
-        pos = (task.op, y, task.sigma_y) if takes_sigma else (task.op, y)
-        return fn(model, *pos, rng=rng, return_info=True, **kw)
-
-    return run
-
-
-def _steps(task, args):
-    return args.steps
-
-
-def _pigdm_steps(task, args):
-    return args.pigdm_steps
-
-
-def _flow_steps(task, args):
-    return args.flow_steps
-
-
 #: the SVD methods' steps (full, quick): the papers' 20 (DDRM), 100 (DDNM+) and 100 DDIM
 #: steps (MCGdiff, with --mcgdiff-particles particles per image)
 SVD_STEPS = {"DDRM": (20, 5), "DDNM": (100, 10), "MCGdiff": (100, 10)}
 
 
-def _svd_steps(name):
-    return lambda task, args: SVD_STEPS[name][1 if args.quick else 0]
+def _svd_steps(name, args):
+    return SVD_STEPS[name][1 if args.quick else 0]
 
 
 #: the decoupled methods' steps (full, quick): DiffPIR's 100 NFE, DAPS's 200 annealing
 #: levels (x 5 ODE steps = 1000 NFE) and RED-diff's 1000 Adam steps
 DECOUPLED_STEPS = {"DiffPIR": (100, 20), "DAPS": (200, 10), "RED-diff": (1000, 20)}
 
-#: Per task (first word of its name) the settings of the decoupled methods: the authors'
+#: Per task (first word of its title) the settings of the decoupled methods: the authors'
 #: values for the tasks their papers report, else (*) chosen by PSNR on validation images
 #: only (MNIST 9000-9007 and the two natural validation crops; the numbers are in each
 #: recipe's docstring and in benchmarks/README.md).
@@ -169,146 +114,187 @@ DECOUPLED_SETTINGS = {
 }
 
 
-def _decoupled(name, **fixed):
-    """Keyword -> ``(task, args) -> value`` for a decoupled method: its steps and its
-    per-task settings."""
+def _decoupled_steps(name, args):
     steps_key = "annealing_steps" if name == "DAPS" else "steps"
-    out = {steps_key: lambda task, args: DECOUPLED_STEPS[name][1 if args.quick else 0]}
-    for key in DECOUPLED_SETTINGS[name]["SR"]:
-        out[key] = lambda task, args, key=key: DECOUPLED_SETTINGS[name][task.name.split()[0]][key]
-    return {**out, **fixed}
+    return {steps_key: DECOUPLED_STEPS[name][1 if args.quick else 0]}
 
 
-def _daps_from_the_shared_start(model, op, y, sigma_y, *, x_init, **kw):
-    """DAPS from the shared N(0, I) draw scaled to its first level, sigma_max = 100."""
-    return ivd.methods.daps(model, op, y, sigma_y, x_init=100.0 * x_init, **kw)
+def _by_task(args, settings) -> dict:
+    """Task key -> arguments, from a table keyed by the first word of the task's title."""
+    return {key: dict(settings[table["title"].split()[0]])
+            for key, table in tasks(args).items()}
 
 
-# name -> (family, runner). One line per method: a new method is one more entry.
+#: label -> (family, recipe, the options that set its arguments). A new method is one entry
+#: here (and one in :data:`invdiff.sweep.METHODS` if its recipe is new). DAPS starts from
+#: the shared N(0, I) draw times its first level sigma_max = 100 (the registry's
+#: ``start_scale``); RED-diff from A⁺y (its own start), DiffPIR from the shared draw.
 DIFFUSION = {
-    "DMPS": ("DDPM", _recipe(ivd.methods.dmps, steps=_steps)),
-    "DPS": ("DDPM", _recipe(ivd.methods.dps, steps=_steps, zeta=lambda task, a: task.zeta)),
-    "PiGDM": ("DDPM", _recipe(ivd.methods.pigdm, own_start=True, steps=_pigdm_steps,
-                              clip_x0=lambda task, a: (-1.0, 1.0) if a.pigdm_clip else None)),
-    "DMPS-flow": ("flow", _recipe(ivd.methods.dmps_flow, steps=_flow_steps)),
-    "DPS-flow": ("flow", _recipe(ivd.methods.dps_flow, steps=_flow_steps)),
-    "OT-ODE": ("flow", _recipe(ivd.methods.ot_ode, own_start=True, steps=_flow_steps)),
-    "DDRM": ("SVD", _recipe(ivd.methods.ddrm, steps=_svd_steps("DDRM"))),
-    "DDNM": ("SVD", _recipe(ivd.methods.ddnm, steps=_svd_steps("DDNM"))),
-    "MCGdiff": ("SVD", _recipe(ivd.methods.mcgdiff, own_start=True, steps=_svd_steps("MCGdiff"),
-                               n_particles=lambda task, a: a.mcgdiff_particles)),
-    "DiffPIR": ("decoupled", _recipe(ivd.methods.diffpir, **_decoupled("DiffPIR"))),
-    "DAPS": ("decoupled", _recipe(_daps_from_the_shared_start, **_decoupled("DAPS"))),
-    "RED-diff": ("decoupled", _recipe(ivd.methods.red_diff, own_start=True,  # starts at A^+ y
-                                      **_decoupled("RED-diff"))),
+    "DMPS": ("DDPM", "dmps", lambda a: {"steps": a.steps}),
+    "DPS": ("DDPM", "dps", lambda a: {"steps": a.steps, "zeta": 0.3}),
+    "PiGDM": ("DDPM", "pigdm", lambda a: {"steps": a.pigdm_steps,
+                                          **({"clip_x0": [-1.0, 1.0]} if a.pigdm_clip else {})}),
+    "DMPS-flow": ("flow", "dmps_flow", lambda a: {"steps": a.flow_steps}),
+    "DPS-flow": ("flow", "dps_flow", lambda a: {"steps": a.flow_steps}),
+    "OT-ODE": ("flow", "ot_ode", lambda a: {"steps": a.flow_steps}),
+    "DDRM": ("SVD", "ddrm", lambda a: {"steps": _svd_steps("DDRM", a)}),
+    "DDNM": ("SVD", "ddnm", lambda a: {"steps": _svd_steps("DDNM", a)}),
+    "MCGdiff": ("SVD", "mcgdiff", lambda a: {"steps": _svd_steps("MCGdiff", a),
+                                             "n_particles": a.mcgdiff_particles}),
+    "DiffPIR": ("decoupled", "diffpir", lambda a: _decoupled_steps("DiffPIR", a)),
+    "DAPS": ("decoupled", "daps", lambda a: _decoupled_steps("DAPS", a)),
+    "RED-diff": ("decoupled", "red_diff", lambda a: _decoupled_steps("RED-diff", a)),
 }
-DDPM_METHODS = tuple(k for k, (family, _) in DIFFUSION.items() if family == "DDPM")
-FLOW_METHODS = tuple(k for k, (family, _) in DIFFUSION.items() if family == "flow")
-BASELINES = ("Lasso-DCT", "TV")
-METHODS = tuple(DIFFUSION) + BASELINES
+#: DPS's zeta per task where its configs differ from 0.3 (inpainting: 0.5)
+ZETA_BY_TASK = {"inpainting": 0.5}
+BASELINES = {
+    "Lasso-DCT": ("lasso", lambda a: {"basis": "dct", "iters": a.lasso_iters}),
+    "TV": ("tv", lambda a: {"iters": a.tv_iters}),
+}
+DDPM_METHODS = tuple(k for k, v in DIFFUSION.items() if v[0] == "DDPM")
+FLOW_METHODS = tuple(k for k, v in DIFFUSION.items() if v[0] == "flow")
+METHODS = tuple(DIFFUSION) + tuple(BASELINES)
 #: every method but MCGdiff (one network evaluation per particle: select it explicitly)
 DEFAULT_METHODS = tuple(m for m in METHODS if m != "MCGdiff")
+PAIRS = (("DMPS", "DPS"), ("DMPS", "PiGDM"), ("DMPS-flow", "DPS-flow"), ("DMPS-flow", "OT-ODE"))
 
 
-def run_diffusion(method, model, task, y, x_start, args):
-    """All test images of ``method`` in batches of ``args.batch``: ``(x_hat, info, seconds)``
-    (``info`` of the first batch: NFE and the recipe's settings)."""
-    import torch
-
-    run = DIFFUSION[method][1]
-    outs, first, seconds = [], None, 0.0
-    for k, b0 in enumerate(range(0, y.shape[0], args.batch)):
-        sl = slice(b0, b0 + args.batch)
-        rng = ivd.random.Generator(args.seed * 1_000_003 + 7919 * k)  # same stream per method
-        x, info = run(model, task, y[sl], x_start[sl], rng, args)
-        outs.append(x)
-        first = info if first is None else first
-        seconds += info["seconds"]
-    return torch.cat(outs), first, seconds
-
-
-def run_baseline(method, task, x_val, y_val, y_test, args):
-    """Lasso-DCT or TV with λ chosen on validation: ``(x_hat, lam, seconds)``."""
-    import torch
-
-    op = task.op
-    if method == "Lasso-DCT":
-        def solve(y, lam):
-            return torch.clamp(ivd.baselines.lasso(op, y, lam, basis="dct",
-                                                   iters=args.lasso_iters), -1, 1)
-    else:
-        def solve(y, lam):
-            return torch.clamp(ivd.baselines.tv(op, y, lam, iters=args.tv_iters), -1, 1)
-    return _images.tune_and_solve(solve, args.lambdas, x_val, y_val, y_test, data_range=2.0)
+def tasks(args) -> dict:
+    """The restoration tasks as sweep task tables (colorization runs on RGB data only)."""
+    b, k = args.blur_sigma, args.blur_size
+    return {
+        "sr4_block": {"title": "SR x4 (block)", "operator": "super_resolution", "factor": 4,
+                      "kind": "block", "sigma_y": 0.05},
+        "sr4_bicubic": {"title": "SR x4 (bicubic)", "operator": "super_resolution",
+                        "factor": 4, "kind": "bicubic", "sigma_y": 0.05},
+        "deblur_gaussian": {"title": f"deblur (Gaussian, sigma={b:g})",
+                            "operator": "gaussian_blur", "sigma": b, "sigma_y": 0.05},
+        "deblur_uniform": {"title": f"deblur (uniform {k}x{k})", "operator": "uniform_blur",
+                           "size": k, "sigma_y": 0.05},
+        "inpainting": {"title": f"inpainting ({int(100 * INPAINT_OBSERVED)}% observed)",
+                       "operator": "inpainting", "observed": INPAINT_OBSERVED,
+                       "sigma_y": 0.05},
+        "colorization": {"title": "colorization", "operator": "colorization", "sigma_y": 0.05},
+        "denoising": {"title": "denoising", "operator": "identity", "sigma_y": 0.5},
+    }
 
 
-# -- one dataset ----------------------------------------------------------------------------
-def run_dataset(dataset, model, x_val, x_test, args, lpips_on):
-    """Every task and method on one dataset: (rows, examples)."""
-    in_shape = tuple(x_test.shape[1:])
+@dataclasses.dataclass
+class Task:
+    """One restoration problem as the sweep builds it: operator, noise level, DPS's ζ."""
+
+    name: str
+    op: object
+    sigma_y: float
+    zeta: float
+
+
+def make_tasks(in_shape, like, args, dataset) -> list[Task]:
+    """The tasks of ``dataset`` with the operators (and inpainting mask) its sweep units use,
+    for scripts that run other methods on the same problems (``validation_choices``)."""
+    from invdiff.sweep import _execute
+    from invdiff.sweep import _tasks as sweep_tasks
+
+    out = []
+    for key, table in tasks(args).items():
+        task = sweep_tasks.check_task(key, table)  # with the defaults the units see
+        if sweep_tasks.applicable(task, in_shape) is not None:
+            continue
+        unit = {"seed": args.seed, "data": {"name": dataset}, "task": {"name": key, **task}}
+        op = sweep_tasks.build_operator(task, in_shape, _execute.operator_rng(unit), like)
+        out.append(Task(task["title"], op, task["sigma_y"], ZETA_BY_TASK.get(key, 0.3)))
+    return out
+
+
+def spec(args, datasets) -> dict:
+    """The benchmark as a sweep spec (:mod:`invdiff.sweep`): one prior per dataset, every
+    task, every method of ``--methods`` at the options' settings."""
+    priors, data = {}, {}
+    for name in datasets:
+        priors[name] = ({"weights_dir": str(args.weights_dir)} if args.weights_dir
+                        else {"bundled": name})
+        if name == "mnist":
+            data[name] = {"prior": name, "source": "mnist",
+                          **({"dir": str(args.data_dir)} if args.data_dir else {}),
+                          "test": args.n_test, "val": args.n_val}
+        else:
+            data[name] = {"prior": name, "source": "natural"}
+    methods = {}
+    for label in args.methods:
+        if label in DIFFUSION:
+            _, recipe, settings = DIFFUSION[label]
+            methods[label] = {"recipe": recipe, **settings(args)}
+            if "zeta" in methods[label]:
+                methods[label]["by_task"] = {t: {"zeta": z} for t, z in ZETA_BY_TASK.items()}
+            if label in DECOUPLED_SETTINGS:
+                methods[label]["by_task"] = _by_task(args, DECOUPLED_SETTINGS[label])
+        else:
+            recipe, settings = BASELINES[label]
+            methods[label] = {"recipe": recipe, "grid": list(args.lambdas), **settings(args)}
+    return {"name": args.stem or "restoration", "seed": args.seed, "batch": args.batch,
+            "device": args.device, "dtype": "float32", "samples": True,
+            "priors": priors, "data": data, "tasks": tasks(args), "methods": methods,
+            "report": {"pairs": [list(p) for p in PAIRS
+                                 if p[0] in args.methods and p[1] in args.methods]}}
+
+
+# -- rows of the engine's records ----------------------------------------------------------
+def collect(out, args, lpips_on):
+    """``(rows, examples)`` in the benchmark's format from the sweep's records."""
+    from invdiff.sweep import _report, _store
+
+    manifest = _store.read_manifest(out)
+    first = {}  # (dataset, task, method) -> key of the unit holding the first test image
+    for u in manifest["units"]:
+        first.setdefault((u["data"], u["task"], u["method"]), u["key"])
     rows, examples = [], {}
-    for ti, task in enumerate(make_tasks(in_shape, x_test, args)):
-        # one noise draw per task and image, shared by every method
-        noise_rng = ivd.random.Generator(args.seed + 101 * (ti + 1))
-        y_test = task.op.apply(x_test)
-        y_test = y_test + task.sigma_y * noise_rng.normal(tuple(y_test.shape), like=x_test)
-        y_val = task.op.apply(x_val)
-        y_val = y_val + task.sigma_y * noise_rng.normal(tuple(y_val.shape), like=x_val)
-        x_start = ivd.random.Generator(args.seed + 3).normal(tuple(x_test.shape), like=x_test)
-        examples[task.name] = {"truth": x_test[0]}
-        for method in args.methods:
-            lam, info = None, {}
-            if method in BASELINES:
-                x_hat, lam, seconds = run_baseline(method, task, x_val, y_val, y_test, args)
-            else:
-                x_hat, info, seconds = run_diffusion(method, model, task, y_test, x_start, args)
-            rows.append(_row(dataset, task, method, x_hat, x_test, y_test, info, seconds, lam,
-                             lpips_on))
-            examples[task.name][method] = x_hat[0]
-            r = rows[-1]
-            print(f"  {dataset:7s} {task.name:28s} {method:10s} PSNR {r['psnr_mean']:6.2f} "
-                  f"SSIM {r['ssim_mean']:.3f} fit {r['consistency_mean']:5.2f} "
-                  f"{r['seconds_per_image']:.2f} s/img", flush=True)
+    truths = {}
+    for r in _report.rows_of(out)[0]:
+        ds, task, method = r["dataset"], r["task"], r["method"]
+        if r["failed"] or r["missing"]:
+            raise SystemExit(f"{ds}/{task}/{method}: {r['failed']} failed, {r['missing']} "
+                             f"missing units: {'; '.join(r['errors'])}")
+        rec = _store.read_record(out, first[(ds, r["task_key"], method)])
+        settings = rec["metrics"].get("settings", {})
+        lam = r["selected"][0]["lam"] if r["selected"] else None
+        row = {"dataset": ds, "task": task, "method": method,
+               "family": DIFFUSION[method][0] if method in DIFFUSION else "sparsity",
+               "sigma_y": rec["spec"]["task"]["sigma_y"], "zeta": settings.get("zeta"),
+               "settings": settings, "lambda": lam, "psnr_mean": r["psnr_mean"],
+               "psnr_std": r["psnr_std"], "ssim_mean": r["ssim_mean"],
+               "ssim_std": r["ssim_std"], "consistency_mean": r["consistency_mean"],
+               "consistency_std": r["consistency_std"], "n": r["n"],
+               "n_finite": r["n_finite"], "nfe": r["nfe"],
+               "seconds_per_image": r["seconds_per_image"], "psnr": r["psnr"],
+               "ssim": r["ssim"], "consistency": r["consistency"]}
+        samples = _store.read_samples(out, rec["key"])
+        if ds not in truths:
+            truths[ds] = _truths(rec["spec"]["data"], args)
+        if lpips_on:
+            keys = [u["key"] for u in manifest["units"]
+                    if (u["data"], u["task"], u["method"]) == (ds, r["task_key"], method)]
+            x_hat = np.concatenate([_store.read_samples(out, k) for k in keys])
+            v = _images.lpips_scores(x_hat, truths[ds][:len(x_hat)], -1.0, 1.0)
+            row["lpips_mean"], row["lpips_std"] = _images.mean_std(v)
+        rows.append(row)
+        examples.setdefault(ds, {}).setdefault(task, {"truth": truths[ds][0]})[method] = (
+            samples[0])
+        print(f"  {ds:7s} {task:28s} {method:10s} PSNR {row['psnr_mean']:6.2f} "
+              f"SSIM {row['ssim_mean']:.3f} fit {row['consistency_mean']:5.2f} "
+              f"{row['seconds_per_image']:.2f} s/img", flush=True)
     return rows, examples
 
 
-def consistency(op, y, x_hat, sigma_y, low=-1.0, high=1.0):
-    r"""Per-image data fit :math:`\|y - A\hat x\| / (\sigma_y\sqrt M)` of the clipped
-    reconstruction (NaN where it diverged).
+def _truths(data, args):
+    """The test images of a dataset in [-1, 1] (NumPy), in the sweep's order."""
+    from invdiff.sweep import _data
 
-    About 1 when :math:`\hat x` explains :math:`y` to the noise level (the truth itself scores
-    :math:`\|n\|/(\sigma_y\sqrt M) \approx 1`), well above 1 when it underfits, below 1
-    when it fits the noise.
-    """
-    import torch
-
-    x = torch.clamp(torch.nan_to_num(x_hat, nan=low), low, high)
-    r = (y - op.apply(x)).reshape(len(y), -1)
-    ratio = (torch.linalg.vector_norm(r, dim=1) / (sigma_y * math.sqrt(r.shape[1])))
-    finite = torch.isfinite(x_hat.reshape(len(x_hat), -1)).all(dim=1)
-    return torch.where(finite, ratio, torch.nan).double().cpu().numpy()
-
-
-def _row(dataset, task, method, x_hat, x_true, y, info, seconds, lam, lpips_on):
-    s = _images.image_scores(x_hat, x_true, -1.0, 1.0)
-    fit = consistency(task.op, y, x_hat, task.sigma_y)
-    n = int(x_true.shape[0])
-    psnr_m, psnr_s = _images.mean_std(s["psnr"])
-    ssim_m, ssim_s = _images.mean_std(s["ssim"])
-    fit_m, fit_s = _images.mean_std(fit)
-    family = DIFFUSION[method][0] if method in DIFFUSION else "sparsity"
-    settings = {k: v for k, v in info.items() if k not in ("nfe", "seconds", "method")}
-    row = {"dataset": dataset, "task": task.name, "method": method, "family": family,
-           "sigma_y": task.sigma_y, "zeta": settings.get("zeta"), "settings": settings,
-           "lambda": lam, "psnr_mean": psnr_m, "psnr_std": psnr_s, "ssim_mean": ssim_m,
-           "ssim_std": ssim_s, "consistency_mean": fit_m, "consistency_std": fit_s,
-           "n": n, "n_finite": int(s["finite"].sum()), "nfe": info.get("nfe"),
-           "seconds_per_image": seconds / n, "psnr": s["psnr"].tolist(),
-           "ssim": s["ssim"].tolist(), "consistency": fit.tolist()}
-    if lpips_on:
-        v = _images.lpips_scores(x_hat, x_true, -1.0, 1.0)
-        row["lpips_mean"], row["lpips_std"] = _images.mean_std(v)
-    return row
+    table = {k: v for k, v in data.items() if k != "name"}
+    if table["source"] == "mnist":
+        table.update(test=args.n_test, val=args.n_val)
+    info = _data.describe(data["name"], table, ".")
+    raw, scale = _data.images(data["name"], table, ".", info.test, "test")
+    return raw / (scale / 2.0) - 1.0
 
 
 # -- output ---------------------------------------------------------------------------------
@@ -368,7 +354,7 @@ def plot(rows, examples, stem, directory):
     for ds, per_task in examples.items():
         for task, images in per_task.items():
             for j, key in enumerate(("truth",) + methods):
-                img = images[key].detach().cpu().float().numpy()
+                img = np.asarray(images[key], dtype=np.float64)
                 img = np.clip((np.nan_to_num(img, nan=-1.0) + 1) / 2, 0, 1).transpose(1, 2, 0)
                 ax = axes[i, j]
                 ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0,
@@ -411,6 +397,14 @@ def parse(argv=None):
                    help="clip ΠGDM's x̂0 to [-1, 1] (its paper and code do not; DMPS does)")
     p.add_argument("--blur-sigma", type=float, default=1.5)
     p.add_argument("--blur-size", type=int, default=5)
+    p.add_argument("--scheduler", default="serial",
+                   help="where the units run (invdiff.sweep): serial (default), local (a Dask "
+                        "LocalCluster) or tcp://HOST:PORT (an existing Dask scheduler)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="worker processes of --scheduler local (default: one per core)")
+    p.add_argument("--sweep-dir", default=None,
+                   help="keep the sweep's records here (a rerun resumes; default: a temporary "
+                        "folder, removed)")
     add_run_arguments(p, "restoration")
     args = p.parse_args(argv)
     if args.methods is None:
@@ -435,37 +429,40 @@ def main(argv=None):
     args = parse(argv)
     torch = _images.setup_torch(args.threads)
     start = time.perf_counter()
-    data_dir = args.data_dir or _images.default_mnist_dir()
+    option = args.data_dir
+    args.data_dir = args.data_dir or _images.default_mnist_dir()
     lpips_note = _images.lpips_status()
     lpips_on = lpips_note == "available"
-    rows, examples, sources, skipped, partial = [], {}, {}, [], []
+    datasets, sources, skipped, partial = [], {}, [], []
     for dataset in [d.strip() for d in args.datasets.split(",") if d.strip()]:
         model, source = _images.load_prior(dataset, args.weights_dir, args.device)
         if model is None:
             skipped.append(f"{dataset}: {source}")
             continue
-        if dataset == "mnist":
-            if not _images.mnist_available(data_dir):
-                skipped.append(f"mnist: {_images.mnist_missing(args.data_dir)}")
-                continue
-            x_val, x_test = _images.mnist_split(data_dir, args.n_val, args.n_test,
-                                                dtype=torch.float32, device=args.device)
-        else:
-            split = _images.natural_split(dtype=torch.float32, device=args.device)
-            if split is None:
-                skipped.append("natural: invdiff/data/demo_images.npz lacks the held-out crops")
-                continue
-            x_val, x_test = split
+        if dataset == "mnist" and not _images.mnist_available(args.data_dir):
+            skipped.append(f"mnist: {_images.mnist_missing(option)}")
+            continue
+        if dataset == "natural" and _images.natural_split(dtype=torch.float32) is None:
+            skipped.append("natural: invdiff/data/demo_images.npz lacks the held-out crops")
+            continue
+        datasets.append(dataset)
         sources[dataset] = source
         if _images.is_partial(model):
             partial.append(dataset)
-        print(f"{dataset}: prior {source}; {len(x_val)} validation, {len(x_test)} test images",
-              flush=True)
-        r, ex = run_dataset(dataset, model, x_val, x_test, args, lpips_on)
-        rows += r
-        examples[dataset] = ex
-    if not rows:
+        print(f"{dataset}: prior {source}", flush=True)
+    if not datasets:
         raise SystemExit("nothing to run: " + "; ".join(skipped))
+    out = pathlib.Path(args.sweep_dir) if args.sweep_dir else pathlib.Path(
+        tempfile.mkdtemp(prefix="restoration-sweep-"))
+    try:
+        summary = sw.run(spec(args, datasets), out, scheduler=args.scheduler,
+                         workers=args.workers, threads=args.threads)
+        print(f"sweep: {summary['units']} units ({summary['done_before']} done before, "
+              f"{summary['computed']} computed) in {out}", flush=True)
+        rows, examples = collect(out, args, lpips_on)
+    finally:
+        if not args.sweep_dir:
+            shutil.rmtree(out, ignore_errors=True)
     wall = time.perf_counter() - start
     stem = args.stem or "restoration" + ("-quick" if args.quick else "")
     header, tab = table(rows, lpips_on)
@@ -481,7 +478,10 @@ def main(argv=None):
                 "device": args.device, "lpips": lpips_note, "methods": list(args.methods),
                 "pigdm_clip_x0": args.pigdm_clip,
                 "svd_steps": {k: v[1 if args.quick else 0] for k, v in SVD_STEPS.items()},
-                "mcgdiff_particles": args.mcgdiff_particles}
+                "mcgdiff_particles": args.mcgdiff_particles,
+                "decoupled_steps": {k: v[1 if args.quick else 0]
+                                    for k, v in DECOUPLED_STEPS.items()},
+                "scheduler": args.scheduler}
     notes = _notes(args, sources, skipped, lpips_note, partial, rows)
     directory = results_dir(args.results_dir, args.quick)
     directory.mkdir(parents=True, exist_ok=True)
@@ -522,6 +522,12 @@ def _notes(args, sources, skipped, lpips_note, partial, rows):
                  f"{steps['MCGdiff']} DDIM steps with {args.mcgdiff_particles} particles per "
                  "image (its paper: 64), one sample drawn from the final weights; its NFE "
                  "counts every particle.")
+    if any(m in DECOUPLED_STEPS for m in args.methods):
+        steps = {k: v[1 if args.quick else 0] for k, v in DECOUPLED_STEPS.items()}
+        text += (f" Decoupled methods with each task's settings (DECOUPLED_SETTINGS; each "
+                 f"row's settings in the JSON): DiffPIR {steps['DiffPIR']} steps from the "
+                 f"shared start, DAPS {steps['DAPS']} annealing levels × 5 ODE steps from 100 × "
+                 f"the shared start, RED-diff {steps['RED-diff']} Adam steps from A⁺y.")
     if skipped:
         text += " Skipped: " + "; ".join(skipped) + "."
     diverged = list(dict.fromkeys(r["method"] for r in rows if r["n_finite"] < r["n"]))

@@ -39,11 +39,6 @@ def _cell(r, best=False):
     return cell + (f" ({r['n_finite']}/{r['n']})" if r["n_finite"] < r["n"] else "")
 
 
-def _fit(r):
-    v = r.get("consistency_mean", math.nan)
-    return f"{v:.2f}" if math.isfinite(v) else "-"
-
-
 def _short(method):
     """'QCS-SGM+ (EP 3), eps=0.0002 (paper)' -> 'QCS-SGM+ (EP 3) ε=2e-4'."""
     return method.replace(", eps=0.0002 (paper)", " ε=2e-4").replace(", eps=2e-05 (stable)",
@@ -51,58 +46,12 @@ def _short(method):
 
 
 def restoration_tables(payload) -> str:
-    """Per dataset: PSNR / SSIM pivot, cost per method, and paired DMPS differences."""
-    rows = payload["rows"]
-    out = []
-    for ds in dict.fromkeys(r["dataset"] for r in rows):
-        sub = [r for r in rows if r["dataset"] == ds]
-        methods = list(dict.fromkeys(r["method"] for r in sub))
-        tasks = list(dict.fromkeys(r["task"] for r in sub))
-        table = []
-        for task in tasks:
-            by = {r["method"]: r for r in sub if r["task"] == task}
-            top = max(methods, key=lambda m: np.nan_to_num(by[m]["psnr_mean"], nan=-np.inf))
-            table.append([task] + [_cell(by[m], m == top and len(methods) > 1)
-                                  for m in methods])
-        n = sub[0]["n"]
-        out.append(f"**{ds}** ({n} test images; PSNR dB / SSIM, mean over images; best PSNR "
-                   "in bold)\n")
-        out.append(markdown_table(["task"] + methods, table))
-        cost = []
-        for m in methods:
-            mr = [r for r in sub if r["method"] == m]
-            cost.append([m, mr[0]["nfe"] if mr[0]["nfe"] is not None else "-",
-                         f"{np.mean([r['seconds_per_image'] for r in mr]):.3f}"])
-        fits = [r for r in sub if "consistency_mean" in r]
-        if fits:
-            out.append(f"\nData consistency on {ds}: ‖y − A x̂‖ / (σ_y √M) of the clipped "
-                       "reconstruction, mean over images (≈ 1: explains y to the noise level; "
-                       "≫ 1: underfits; < 1: fits the noise):\n")
-            out.append(markdown_table(["task"] + methods, [
-                [task] + [_fit(next(r for r in fits if r["task"] == task and r["method"] == m))
-                          for m in methods] for task in tasks]))
-        out.append(f"\nCost on {ds} (NFE; sampler seconds per image, mean over tasks):\n")
-        out.append(markdown_table(["method", "NFE", "s / image"], cost))
-        pairs = [(a, b) for a, b in PAIRS if a in methods and b in methods]
-        if pairs:
-            out.append(f"\nPaired PSNR differences on {ds} (mean ± 95 % CI over images; "
-                       "wins = images where the first method is better):\n")
-            out.append(markdown_table(["task"] + [f"{a} − {b}" for a, b in pairs],
-                                      [[t] + [_paired(sub, t, a, b) for a, b in pairs]
-                                       for t in tasks]))
-        out.append("")
-    return "\n".join(out)
+    """Per dataset: PSNR / SSIM pivot, data consistency, cost per method, and paired DMPS
+    differences (:func:`invdiff.sweep._report.pivot_tables`, what ``invdiff sweep report``
+    prints)."""
+    from invdiff.sweep._report import pivot_tables
 
-
-def _paired(sub, task, a, b):
-    ra = next(r for r in sub if r["task"] == task and r["method"] == a)
-    rb = next(r for r in sub if r["task"] == task and r["method"] == b)
-    d = np.asarray(ra["psnr"], float) - np.asarray(rb["psnr"], float)
-    d = d[np.isfinite(d)]
-    if d.size < 2:
-        return "-"
-    half = 1.96 * d.std(ddof=1) / math.sqrt(d.size)
-    return f"{d.mean():+.2f} ± {half:.2f} ({int((d > 0).sum())}/{d.size})"
+    return pivot_tables(payload["rows"], PAIRS)
 
 
 def quantized_tables(payload) -> str:

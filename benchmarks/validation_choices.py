@@ -48,7 +48,8 @@ def _candidates(args):
 
 def run_dataset(dataset, model, x_val, args):
     rows = []
-    for ti, task in enumerate(restoration.make_tasks(tuple(x_val.shape[1:]), x_val, args)):
+    for ti, task in enumerate(restoration.make_tasks(tuple(x_val.shape[1:]), x_val, args,
+                                                     dataset)):
         noise_rng = ivd.random.Generator(args.seed + 7001 + 101 * ti)
         y = task.op.apply(x_val)
         y = y + task.sigma_y * noise_rng.normal(tuple(y.shape), like=x_val)

@@ -1,4 +1,4 @@
-"""The ``--quick`` modes of the four benchmarks run end to end and write well-formed results.
+"""The ``--quick`` modes of the image benchmarks run end to end and write well-formed results.
 
 Slow (up to about a minute each on one CPU thread), so outside the default run; CI runs them
 with ``pytest -m slow tests/test_benchmarks_quick.py``. ``validity`` needs nothing; ``speed``
@@ -195,3 +195,19 @@ def test_quick_without_results_dir_leaves_committed_results_alone():
     assert digests() == before
     out = _common.QUICK_RESULTS / "sampler_overhead-quick.json"
     assert json.loads(out.read_text())["name"] == "sampler_overhead-quick"
+
+
+def test_sweep_scaling_quick(tmp_path):
+    """The sweep engine's scaling benchmark runs and writes its rows (numbers: see its notes)."""
+    weights = _prior("mnist")
+    if weights is not None or not _has_mnist():
+        pytest.skip("sweep_scaling uses the bundled MNIST prior and the MNIST test file")
+    pytest.importorskip("distributed")
+    from benchmarks import sweep_scaling
+
+    rows = sweep_scaling.main(["--quick", "--units", "4", "--noop", "50",
+                               "--results-dir", str(tmp_path)])
+    payload = _load(tmp_path, "sweep_scaling-quick", examples=False)
+    assert [r["run"] for r in rows][:2] == ["recipe called directly", "engine, serial"]
+    assert len(rows) == 4 and all(r["units_per_second"] > 0 for r in rows)
+    assert payload["settings"]["record_bytes"] > 100

@@ -31,6 +31,7 @@ MODULES: tuple[tuple[str, str], ...] = (
     ("invdiff.metrics", "PSNR and SSIM on any backend"),
     ("invdiff.io", "image files in and out of a prior's range"),
     ("invdiff.special", "normal tails and truncated-normal moments"),
+    ("invdiff.sweep", "method x task x image sweeps, serially or on Dask (resumable)"),
     ("invdiff_models", "the torch side: top-level shortcuts"),
     ("invdiff_models.adapter", "wrap a torch network as a ScoreModel"),
     ("invdiff_models.adm", "ADM / guided-diffusion UNet"),

@@ -208,6 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=Parser)
     _demo_parser(sub)
     _restore_parser(sub)
+    from ..sweep._cli import add_parser as _sweep_parser  # the sweep engine's subcommand
+
+    _sweep_parser(sub, _formatter)
     m = sub.add_parser("models", formatter_class=_formatter,
                        help="list the bundled priors and the checkpoint formats that load",
                        description="List the bundled priors with their model cards (data, "
@@ -348,6 +351,10 @@ def _run(args) -> int:
         from ._restore import run_restore
 
         return run_restore(args)
+    if args.command == "sweep":
+        from ..sweep._cli import run_command
+
+        return run_command(args)
     return _models(args)
 
 

@@ -82,12 +82,19 @@ def _warm(prior, base, data, ids):
 
 
 def cluster_rate(args, workers: int, out: pathlib.Path) -> dict:
+    import dask
     import distributed
+
+    from invdiff.sweep._dask import _worker_environ
 
     sweep = sw.load_spec(spec(args))
     unit = sweep.units()[0]
-    with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                  silence_logs=logging.ERROR, dashboard_address=None) as c:
+    # the workers of `--scheduler local` (without Dask's MALLOC_TRIM_THRESHOLD_)
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": _worker_environ()}):
+        cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1,
+                                           processes=True, silence_logs=logging.ERROR,
+                                           dashboard_address=None)
+    with cluster as c:
         with distributed.Client(c) as client:
             client.run(_warm, unit.spec["prior"]["spec"], str(sweep.base),
                        unit.spec["data"], list(unit.images))

@@ -16,6 +16,8 @@ import subprocess
 import sys
 from importlib import metadata
 
+from invdiff.sweep import _report
+
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
 #: Where ``--quick`` runs write by default (gitignored scratch, never the committed results).
 QUICK_RESULTS = RESULTS / "quick"
@@ -78,28 +80,8 @@ def results_dir(explicit=None, quick: bool = False) -> pathlib.Path:
     return QUICK_RESULTS if quick else RESULTS
 
 
-def markdown_table(header, table) -> str:
-    """A GitHub Markdown table; numeric-looking columns are right-aligned.
-
-    Examples
-    --------
-    >>> from benchmarks._common import markdown_table
-    >>> print(markdown_table(["name", "ms"], [["a", "1.0"]]))
-    | name | ms |
-    |---|---:|
-    | a | 1.0 |
-    """
-    def numeric(j):
-        try:
-            [float(str(row[j]).rstrip("x%")) for row in table]
-        except ValueError:
-            return False
-        return bool(table)
-
-    align = ["---:" if numeric(j) else "---" for j in range(len(header))]
-    lines = ["| " + " | ".join(map(str, header)) + " |", "|" + "|".join(align) + "|"]
-    lines += ["| " + " | ".join(map(str, row)) + " |" for row in table]
-    return "\n".join(lines)
+# one table writer for the benchmarks and `invdiff sweep report`
+markdown_table = _report.markdown_table
 
 
 def write_results(name: str, header, table, *, settings=None, rows=None, notes: str = "",

@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import math
 import pathlib
 import time
 
@@ -32,6 +31,7 @@ from invdiff.cli._io import (
     mnist_hint,
     to_numpy,
 )
+from invdiff.sweep import _report
 
 MNIST_HELDOUT = range(9000, 10000)
 MNIST_VAL_START, MNIST_TEST_START = 9000, 9100
@@ -196,20 +196,9 @@ def image_scores(x_hat, x_true, low: float, high: float) -> dict:
     return {"psnr": psnr, "ssim": ssim, "finite": finite}
 
 
-def mean_std(values) -> tuple[float, float]:
-    """Mean and standard deviation (ddof=1) of the finite entries; NaN when there are none."""
-    v = np.asarray(values, dtype=np.float64)
-    v = v[np.isfinite(v)]
-    if v.size == 0:
-        return math.nan, math.nan
-    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
-
-
-def fmt(mean: float, std: float, digits: int) -> str:
-    """``"mean ± std"`` or ``"diverged"`` when no image stayed finite."""
-    if not math.isfinite(mean):
-        return "diverged"
-    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+# the same summaries as `invdiff sweep report`
+mean_std = _report.mean_std
+fmt = _report.fmt
 
 
 def lpips_status() -> str:

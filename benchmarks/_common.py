@@ -143,6 +143,26 @@ def write_results(name: str, header, table, *, settings=None, rows=None, notes: 
     return md_path, json_path
 
 
+def add_sweep_arguments(parser):
+    """Where a benchmark written as a sweep spec runs its units (:mod:`invdiff.sweep`)."""
+    parser.add_argument("--scheduler", default="serial",
+                        help="where the units run (invdiff.sweep): serial (default), local (a "
+                             "Dask LocalCluster) or tcp://HOST:PORT (an existing Dask scheduler)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="worker processes of --scheduler local (default: one per core)")
+    parser.add_argument("--sweep-dir", default=None,
+                        help="keep the sweep's records here (a rerun resumes; default: a "
+                             "temporary folder, removed)")
+
+
+def fill_defaults(args, quick: dict, full: dict):
+    """Set each option left at ``None`` to its ``--quick`` or full-run value; returns ``args``."""
+    for key, value in (quick if args.quick else full).items():
+        if getattr(args, key, None) is None:
+            setattr(args, key, value)
+    return args
+
+
 def add_run_arguments(parser, stem: str):
     """The options every image benchmark shares: stem, seed, threads, device, results folder."""
     parser.add_argument("--stem", default=None,

@@ -29,7 +29,7 @@ import invdiff as ivd
 from invdiff.methods.daps import TAU_REFERENCE
 
 from . import _images, quantized_cs, restoration
-from ._common import add_run_arguments, results_dir, write_results
+from ._common import add_run_arguments, fill_defaults, results_dir, write_results
 
 _DIFFPIR_DENOISE = [{"zeta": z, "lam": lam} for z, lam in
                     ((1.0, 0.25), (0.3, 0.25), (0.3, 0.5), (0.3, 1.0), (0.3, 1.75), (0.3, 3.0),
@@ -142,9 +142,7 @@ def parse(argv=None):
         p.error(f"--only: unknown {sorted(unknown)}; expected a subset of {list(GRIDS)}")
     full = {"n_val": 8, "diffpir_steps": 100, "daps_levels": 200, "red_diff_steps": 1000}
     quick = {"n_val": 2, "diffpir_steps": 10, "daps_levels": 4, "red_diff_steps": 10}
-    for key, value in (quick if args.quick else full).items():
-        if getattr(args, key, None) is None:
-            setattr(args, key, value)
+    fill_defaults(args, quick, full)
     return args
 
 

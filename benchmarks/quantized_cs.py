@@ -68,7 +68,13 @@ import numpy as np
 import invdiff.sweep as sw
 
 from . import _images
-from ._common import add_run_arguments, results_dir, write_results
+from ._common import (
+    add_run_arguments,
+    add_sweep_arguments,
+    fill_defaults,
+    results_dir,
+    write_results,
+)
 
 SHAPE = (1, 28, 28)
 N = 784
@@ -376,14 +382,7 @@ def parse(argv=None):
     p.add_argument("--kappa", type=float, default=1e3)
     p.add_argument("--kappa-as-cond", action="store_true",
                    help="use d_max/d_min = kappa instead of the paper's squared ratio")
-    p.add_argument("--scheduler", default="serial",
-                   help="where the units run (invdiff.sweep): serial (default), local (a Dask "
-                        "LocalCluster) or tcp://HOST:PORT (an existing Dask scheduler)")
-    p.add_argument("--workers", type=int, default=None,
-                   help="worker processes of --scheduler local (default: one per core)")
-    p.add_argument("--sweep-dir", default=None,
-                   help="keep the sweep's records here (a rerun resumes; default: a temporary "
-                        "folder, removed)")
+    add_sweep_arguments(p)
     add_run_arguments(p, "quantized_cs")
     args = p.parse_args(argv)
     full = {"n_test": 100, "n_val": 100, "levels": LEVELS, "steps_each": 5, "batch": 25,
@@ -395,9 +394,7 @@ def parse(argv=None):
              "daps_levels": 10, "daps_langevin": 20,
              "lasso_iters": 100, "biht_iters": 100, "lambdas": [1e-3, 1e-2, 1e-1],
              "sparsities": [50.0, 150.0]}
-    for key, value in (quick if args.quick else full).items():
-        if getattr(args, key, None) is None:
-            setattr(args, key, value)
+    fill_defaults(args, quick, full)
     return args
 
 

@@ -73,7 +73,13 @@ import invdiff.sweep as sw
 from invdiff.methods.daps import TAU_REFERENCE
 
 from . import _images
-from ._common import add_run_arguments, results_dir, write_results
+from ._common import (
+    add_run_arguments,
+    add_sweep_arguments,
+    fill_defaults,
+    results_dir,
+    write_results,
+)
 
 INPAINT_OBSERVED = 0.5
 #: the SVD methods' steps (full, quick): the papers' 20 (DDRM), 100 (DDNM+) and 100 DDIM
@@ -397,14 +403,7 @@ def parse(argv=None):
                    help="clip ΠGDM's x̂0 to [-1, 1] (its paper and code do not; DMPS does)")
     p.add_argument("--blur-sigma", type=float, default=1.5)
     p.add_argument("--blur-size", type=int, default=5)
-    p.add_argument("--scheduler", default="serial",
-                   help="where the units run (invdiff.sweep): serial (default), local (a Dask "
-                        "LocalCluster) or tcp://HOST:PORT (an existing Dask scheduler)")
-    p.add_argument("--workers", type=int, default=None,
-                   help="worker processes of --scheduler local (default: one per core)")
-    p.add_argument("--sweep-dir", default=None,
-                   help="keep the sweep's records here (a rerun resumes; default: a temporary "
-                        "folder, removed)")
+    add_sweep_arguments(p)
     add_run_arguments(p, "restoration")
     args = p.parse_args(argv)
     if args.methods is None:
@@ -419,9 +418,7 @@ def parse(argv=None):
     quick = {"n_test": 8, "n_val": 8, "steps": 20, "pigdm_steps": 20, "flow_steps": 10,
              "batch": 8, "mcgdiff_particles": 4, "lasso_iters": 100, "tv_iters": 100,
              "lambdas": [1e-3, 1e-2, 1e-1, 1.0]}
-    for key, value in (quick if args.quick else full).items():
-        if getattr(args, key, None) is None:
-            setattr(args, key, value)
+    fill_defaults(args, quick, full)
     return args
 
 

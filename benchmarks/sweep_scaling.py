@@ -37,7 +37,7 @@ import invdiff as ivd
 import invdiff.sweep as sw
 
 from . import _images
-from ._common import results_dir, write_results
+from ._common import fill_defaults, results_dir, write_results
 
 
 def spec(args, seed=0):
@@ -167,9 +167,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     full = {"units": 16, "batch": 8, "steps": 100, "noop": 2000}
     quick = {"units": 8, "batch": 2, "steps": 10, "noop": 300}
-    for key, value in (quick if args.quick else full).items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
+    fill_defaults(args, quick, full)
     args.workers = [int(w) for w in args.workers.split(",")]
     load = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
     start = time.perf_counter()

@@ -29,7 +29,7 @@ import numpy as np
 import invdiff as ivd
 
 from . import _images, restoration
-from ._common import add_run_arguments, results_dir, write_results
+from ._common import add_run_arguments, fill_defaults, results_dir, write_results
 
 
 def _candidates(args):
@@ -131,9 +131,7 @@ def parse(argv=None):
     full = {"n_val": 16, "zetas": "1,3,5,10,20", "etas": "0,1", "flow_steps": 50,
             "pigdm_steps": 100}
     quick = {"n_val": 4, "zetas": "1,3", "etas": "0,1", "flow_steps": 10, "pigdm_steps": 20}
-    for key, value in (quick if args.quick else full).items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
+    fill_defaults(args, quick, full)
     args.zetas = [float(v) for v in str(args.zetas).split(",")]
     args.etas = [float(v) for v in str(args.etas).split(",")]
     return args

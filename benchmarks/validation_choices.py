@@ -157,7 +157,7 @@ def parse(argv=None):
     p.add_argument("--etas", default=None, help="ΠGDM η candidates (0,1)")
     p.add_argument("--methods", default="DPS-flow,PiGDM,OT-ODE,TV",
                    help="which of DPS-flow, PiGDM, OT-ODE, TV (reference) to run")
-    p.add_argument("--t-starts", default=None, help="OT-ODE start times (0.8,0.7,0.6,0.5)")
+    p.add_argument("--t-starts", default=None, help="OT-ODE start times (0.9,0.8,0.7,0.6,0.5)")
     p.add_argument("--gammas", default=None, help="OT-ODE gamma (constant,gamma_t)")
     p.add_argument("--tv-iters", type=int, default=None, help="(300)")
     p.add_argument("--flow-steps", type=int, default=None, help="(50)")
@@ -167,7 +167,7 @@ def parse(argv=None):
     add_run_arguments(p, "validation_choices")
     args = p.parse_args(argv)
     full = {"n_val": 16, "zetas": "1,3,5,10,20", "etas": "0,1", "flow_steps": 50,
-            "pigdm_steps": 100, "t_starts": "0.8,0.7,0.6,0.5", "gammas": "constant,gamma_t",
+            "pigdm_steps": 100, "t_starts": "0.9,0.8,0.7,0.6,0.5", "gammas": "constant,gamma_t",
             "tv_iters": 300}
     quick = {"n_val": 4, "zetas": "1,3", "etas": "0,1", "flow_steps": 10, "pigdm_steps": 20,
              "t_starts": "0.8,0.6", "gammas": "constant,gamma_t", "tv_iters": 50}

@@ -181,6 +181,9 @@ def ep_costs(Ms, batches, repeats: int, backends=("torch", "numpy")):
 
 # measured with op_counts() at the commit before the EP/special-function rewrite (issue 17)
 OPS_BEFORE = {"commit": "057a3ac", "ep_call_1bit": 4532, "ep_call_3bit": 4532, "dmps_step": 28}
+# and after its first part (vectorised special functions, device-side convergence masks),
+# before the EP loop was trimmed (first iteration specialised, damping and freezing folded)
+OPS_INTERMEDIATE = {"commit": "5af99b8", "ep_call_1bit": 525, "ep_call_3bit": 1045}
 
 
 class _ZeroEps:
@@ -275,7 +278,11 @@ def main(argv=None):
                        ("ep_call_3bit", "array operations per EP call, 3 bits"),
                        ("dmps_step", "array operations per DMPS step (network excluded)")):
         if key in ops:
-            table.append([f"{label} (before: {OPS_BEFORE[key]})", f"{ops[key]:g}"])
+            before = f"before: {OPS_BEFORE[key]}"
+            if key in OPS_INTERMEDIATE:
+                before += f" at {OPS_BEFORE['commit']}, {OPS_INTERMEDIATE[key]} at " \
+                          f"{OPS_INTERMEDIATE['commit']}"
+            table.append([f"{label} ({before})", f"{ops[key]:g}"])
     notes = ("End to end: each method once at its default schedule on the same 8 images "
              "(SR x4 block, sigma_y = 0.05; 1-bit CS, M = 200, sigma = 0.05 for QCS-SGM(+) "
              "and the quantized DAPS row); DAPS's 100 Langevin steps per level need no "
@@ -292,7 +299,8 @@ def main(argv=None):
              "products dominate the fixed per-call overhead. Array operations: top-level "
              "aten ops in the torch profiler (kernel launches on a GPU), M = 400, batch 1; "
              f"'before' is the same count at commit {OPS_BEFORE['commit']}, before the "
-             "truncated-normal moments were vectorised.")
+             "truncated-normal moments were vectorised, and at "
+             f"{OPS_INTERMEDIATE['commit']}, before the EP loop was trimmed.")
     settings = {"seed": 0, "steps": steps, "repeats": repeats, "Ms": list(Ms), "batch": 8,
                 "ep_batches": list(batches), "sections": sorted(sections),
                 "torch_threads": _threads()}

@@ -304,8 +304,9 @@ def clip(x: Any, low: float | None, high: float | None, xp=None):
     """``x`` clipped to ``[low, high]`` (Python numbers, ``None`` = no bound), NaN kept.
 
     ``xp.clip`` of array-api-compat's CuPy wrapper writes through boolean masks, which waits
-    for the device (the mask's count goes to the host); two ``where`` do not. NumPy and torch
-    use their native ``clip``/``clamp``.
+    for the device (the mask's count goes to the host); two ``where`` do not. Torch uses its
+    ``clamp`` (one kernel instead of a comparison and a ``where`` per bound); NumPy the
+    ``where`` too (array-api-compat's ``clip`` wrapper costs ~10 us a call, ``where`` ~1 us).
 
     Examples
     --------
@@ -315,7 +316,7 @@ def clip(x: Any, low: float | None, high: float | None, xp=None):
     array([-1. ,  0.5,  1. ])
     """
     xp = xp if xp is not None else namespace(x)
-    if is_numpy_namespace(xp) or is_torch_namespace(xp):
+    if is_torch_namespace(xp):
         return xp.clip(x, low, high)
     if low is not None:
         x = xp.where(x < low, low, x)

@@ -13,7 +13,14 @@ per measurement) and a Gaussian (LMMSE) module, both with a scalar precision.
 
 from __future__ import annotations
 
-from .._array_api import check_positive, device_of, index_dtype, namespace, wide_dtypes
+from .._array_api import (
+    check_positive,
+    clip,
+    device_of,
+    index_dtype,
+    namespace,
+    wide_dtypes,
+)
 from ..special import _halfline_mean, _halfline_moments, truncnorm_mean, truncnorm_moments
 from ._common import Cached
 from .quantized import _Quantized
@@ -113,6 +120,13 @@ class QuantizedEP(_Quantized):
     Each sample stops on its own as in the reference code; the convergence test runs on the
     device, so a call makes no host synchronisation unless ``check_every`` is set.
 
+    The first iteration starts from the cavity :math:`h_F = 0`, :math:`\lambda_F = 1` and
+    is not damped. From the second on, each message :math:`m_F, \chi_F, h_G, \lambda_G, h_F,
+    \lambda_F` moves by :math:`w\,(\text{new} - \text{old})` with the per-sample weight
+    :math:`w = 1 - \text{damping}` while the sample runs and :math:`w = 0` once it has
+    converged: one multiply-add both damps and freezes (a converged sample's messages no
+    longer change, and its ``change`` is the last one it made).
+
     Examples
     --------
     >>> import numpy as np
@@ -145,7 +159,7 @@ class QuantizedEP(_Quantized):
             tol = 1e-5 if self.halflines else 1e-3
         self.tol = check_positive("tol", tol)
         d, W = _gram_eigh(self.A, self.op)
-        self._gram = Cached(d=d, W=W)
+        self._gram = Cached(d=d, W=W, Wt=W.T)
         # half-lines as v_m <= s_m (e_m - b_m) with the sign s_m = +1 for (-inf, u], -1 for
         # [l, inf): one standardized edge per measurement instead of two
         ones = xp.ones_like(lower)
@@ -158,9 +172,6 @@ class QuantizedEP(_Quantized):
         M, N = self.A.shape
         return (f"QuantizedEP(M={M}, N={N}, sigma={self.sigma}, iters={self.iters}, "
                 f"damping={self.damping}, tol={self.tol}, process={self.process!r})")
-
-    def _damp(self, it: int, new, old):
-        return new if it == 0 else (1.0 - self.damping) * new + self.damping * old
 
     def messages(self, x_t, t):
         r"""Run EP at :math:`(x_t, t)`: the factor-side cavity ``(h_F, lambda_F)`` and ``info``.
@@ -187,49 +198,65 @@ class QuantizedEP(_Quantized):
 
     def _ep(self, xp, r2, z, x_t, box):
         g = self._gram.like(x_t, xp)
-        W, D = g["W"], 1.0 / (r2 * g["d"] + self.sigma**2)
-        h_F = xp.zeros_like(z)
-        lam_F = xp.ones_like(z[..., :1])
-        m_F = chi_F = h_G = lam_G = None
-        active, change, running = None, None, []
-        for it in range(self.iters):
-            # factor module: truncated moments under the cavity N(h_F/lam_F, 1/lam_F)
-            sq = xp.sqrt(lam_F)
-            mu = h_F / lam_F
-            mean_s, var_s = self._moments(xp, box, sq, mu)
-            m_F = self._damp(it, mu + mean_s / sq, m_F)
-            # the floor only matters when every bin has zero width (exact measurements)
-            chi_new = _at_least(xp, xp.mean(var_s, axis=-1, keepdims=True), 1e-12) / lam_F
-            chi_F = self._damp(it, chi_new, chi_F)
-            # extrinsic message to the Gaussian module
-            h_G = self._damp(it, m_F / chi_F - h_F, h_G)
-            lam_G = self._damp(it, _at_least(xp, 1.0 / chi_F - lam_F, _LAMBDA_FLOOR), lam_G)
-            # Gaussian (LMMSE) module in the eigenbasis of A A^T, and the extrinsic message
-            # back: 1/chi_G - lam_G and m_G/chi_G - h_G without their cancellation
-            inv = 1.0 / (lam_G + D)
-            lam_new = xp.mean(D * inv, axis=-1, keepdims=True) / xp.mean(inv, axis=-1,
-                                                                          keepdims=True)
-            h_new = self._damp(it, ((h_G @ W) * (inv * (lam_new - D))) @ W.T, h_F)
-            lam_new = self._damp(it, lam_new, lam_F)
-            delta = xp.mean(xp.abs(h_new - h_F), axis=-1) + xp.abs(lam_new - lam_F)[..., 0]
-            if active is None:  # first iteration: every sample moves
-                h_F, lam_F, change = h_new, lam_new, delta
-            else:  # samples that converged earlier keep their messages
-                h_F = xp.where(active[..., None], h_new, h_F)
-                lam_F = xp.where(active[..., None], lam_new, lam_F)
-                change = xp.where(active, delta, change)
-            running.append(active)
+        D = (r2 * g["d"] + self.sigma**2) ** -1.0  # x ** -1.0: one operation, 1.0 / x two
+        gaussian = _Gaussian(xp, D, g["W"], g["Wt"])
+        # iteration 1 from the cavity h_F = 0, lam_F = 1: no damping, every sample moves
+        m_F, chi_F = self._factor(xp, box, None, None)
+        h_G = m_F / chi_F
+        lam_G = clip(chi_F ** -1.0 - 1.0, _LAMBDA_FLOOR, None, xp)
+        h_F, lam_F = gaussian(h_G, lam_G)
+        change = _mean(xp, xp.abs(h_F)) + xp.abs(lam_F - 1.0)
+        count = xp.ones_like(change)  # iterations each sample has run
+        for it in range(1, self.iters):
+            # the step weight w = (1 - damping) * active, (*batch, 1): one multiply-add per
+            # message both damps it and freezes the samples that have converged (w = 0)
             active = change >= self.tol  # NaN compares False: such a sample stops too
-            if self.check_every and (it + 1) % self.check_every == 0 \
-                    and it + 1 < self.iters and not bool(xp.any(active)):
+            if self.check_every and it % self.check_every == 0 and not bool(xp.any(active)):
                 break
-        self.info = self._diagnostics(xp, running, change, h_F, lam_F)
+            moving = xp.astype(active, change.dtype)
+            count = count + moving
+            w = (1.0 - self.damping) * moving
+            # factor module: truncated moments under the cavity N(h_F/lam_F, 1/lam_F)
+            m_new, chi_new = self._factor(xp, box, h_F, lam_F)
+            m_F = m_F + w * (m_new - m_F)
+            chi_F = chi_F + w * (chi_new - chi_F)
+            # extrinsic message to the Gaussian module
+            h_G = h_G + w * (m_F / chi_F - h_F - h_G)
+            lam_G = lam_G + w * (clip(chi_F ** -1.0 - lam_F, _LAMBDA_FLOOR, None, xp) - lam_G)
+            # Gaussian module and the extrinsic message back
+            h_new, lam_new = gaussian(h_G, lam_G)
+            step_h = w * (h_new - h_F)
+            step_lam = w * (lam_new - lam_F)
+            h_F, lam_F = h_F + step_h, lam_F + step_lam
+            change = xp.where(active, _mean(xp, xp.abs(step_h)) + xp.abs(step_lam), change)
+        self.info = self._diagnostics(xp, count, change[..., 0], h_F, lam_F)
         return h_F, lam_F, self.info
 
-    def _diagnostics(self, xp, running, change, h_F, lam_F) -> dict:
+    def _factor(self, xp, box, h_F, lam_F):
+        """Factor module: ``(m_F, chi_F)``, the mean and mean variance of ``v`` under the
+        cavity ``N(h_F/lam_F, 1/lam_F)`` truncated to the bins (``None``: ``N(0, 1)``)."""
+        if h_F is not None:
+            sq = xp.sqrt(lam_F)
+            h_sq = h_F / sq  # sq * mu
+        if self.halflines:  # v_m <= s_m e_m after multiplying by the sign s_m
+            sign, e = box
+            x = e if h_F is None else sq * e - sign * h_sq
+            mean, var = _halfline_moments(x, xp)
+            mean = sign * mean
+        else:
+            lo, hi = box
+            if h_F is not None:
+                lo, hi = sq * lo - h_sq, sq * hi - h_sq
+            mean, var = truncnorm_moments(lo, hi)
+        # the floor only matters when every bin has zero width (exact measurements)
+        chi = clip(_mean(xp, var), 1e-12, None, xp)
+        if h_F is None:
+            return mean, chi
+        return (h_sq + mean) / sq, chi / lam_F
+
+    def _diagnostics(self, xp, count, change, h_F, lam_F) -> dict:
         """Per-sample ``info`` (device arrays: no synchronisation) and the running totals."""
-        ones = xp.ones_like(change)
-        iterations = ones + sum(xp.astype(r, change.dtype) for r in running[1:])
+        iterations = count[..., 0]
         lam = lam_F[..., 0]
         ok = xp.isfinite(lam) & (lam > 0) & xp.all(xp.isfinite(h_F), axis=-1)
         info = {"iterations": xp.astype(iterations, index_dtype(xp, device_of(change))),
@@ -277,19 +304,25 @@ class QuantizedEP(_Quantized):
         k = self._edge.like(x_t, xp)
         return k["sign"], k["sign"] * (k["edge"] - z)
 
-    def _moments(self, xp, box, sq, mu):
-        """Standardized truncated moments under the cavity ``N(mu, 1/sq^2)``."""
-        if not self.halflines:
-            lo, hi = box
-            return truncnorm_moments(sq * (lo - mu), sq * (hi - mu))
-        sign, e = box
-        mean, var = _halfline_moments(sq * e - sign * (sq * mu), xp)
-        return sign * mean, var
+
+class _Gaussian:
+    r"""Gaussian (LMMSE) module in the eigenbasis of :math:`A A^\top`: the extrinsic message
+    ``(h_F, lam_F)`` back to the factor module from ``(h_G, lam_G)`` (Notes, steps 3-4)."""
+
+    def __init__(self, xp, D, W, Wt):
+        self.xp, self.D, self.W, self.Wt = xp, D, W, Wt
+
+    def __call__(self, h_G, lam_G):
+        inv = (lam_G + self.D) ** -1.0
+        D_inv = self.D * inv
+        # 1/chi_G - lam_G and m_G/chi_G - h_G without their cancellation (Notes)
+        lam_F = _mean(self.xp, D_inv) / _mean(self.xp, inv)
+        return ((h_G @ self.W) * (lam_F * inv - D_inv)) @ self.Wt, lam_F
 
 
-def _at_least(xp, x, low: float):
-    """``max(x, low)`` for a Python ``low`` (``xp.maximum`` would copy ``low`` to the device)."""
-    return xp.where(x < low, low, x)
+def _mean(xp, x):
+    """Mean over the last axis, kept."""
+    return xp.mean(x, axis=-1, keepdims=True)
 
 
 def _positive_int(name: str, value) -> int:

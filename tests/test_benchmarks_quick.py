@@ -138,8 +138,11 @@ def test_validation_choices_quick(tmp_path):
     payload = _load(tmp_path, "validation_choices-quick", examples=False)
     assert len(payload["rows"]) == len(rows) > 0
     # one row per task and candidate; each method's pick is one of its candidates
-    assert {r["method"] for r in rows} == {"DPS-flow", "PiGDM"}
-    assert chosen["DPS-flow"]["best"] in {r["setting"] for r in rows if r["method"] == "DPS-flow"}
+    assert {r["method"] for r in rows} == {"DPS-flow", "PiGDM", "OT-ODE", "TV"}
+    assert set(chosen) == {"DPS-flow", "PiGDM", "OT-ODE"}  # TV is a reference, not a pick
+    for method, c in chosen.items():
+        candidates = {r["setting"] for r in rows if r["method"] == method}
+        assert c["best"] in candidates and set(c["per_task"].values()) <= candidates
     assert payload["settings"]["picks"] == {m: c["best"] for m, c in chosen.items()}
 
 

@@ -64,8 +64,8 @@ _GL_NODES = 12
 # so the moments come from rational functions of u = 1/x^2 instead (see _below). Coefficients
 # from ``python -m benchmarks.fit_tail`` (relative fit in mpmath, Chebyshev points in u):
 # evaluated as _below does, the largest relative error against mpmath on a dense grid of
-# z = -x in [start, 1e8] is 6.7e-16 (var) and 6.7e-16 (delta) in float64, 2.5e-7 and
-# 2.3e-7 in float32 (fit errors alone 2.3e-16 / 3.2e-17 and 2.7e-8 / 7.1e-9).
+# z = -x in [start, 1e8] is 8.9e-16 (var) and 6.7e-16 (delta) in float64, 2.7e-7 and
+# 2.9e-7 in float32 (fit errors alone 2.3e-16 / 3.2e-17 and 2.7e-8 / 7.1e-9).
 _TAIL_START = {"float64": 6.0, "float32": 3.0}
 _TAIL_FIT = {
     "float64": (
@@ -305,16 +305,15 @@ def _tables(xp, like) -> dict:
     if table is None:
         s, w = _gauss_legendre(_GL_NODES)
         (pv, qv), (pw, qw) = _TAIL_FIT[_precision(like.dtype, xp)]
-        tail = [[pv[k], qv[k], -pw[k], qw[k]] for k in range(len(pv))]  # -P_w: x = -z
+        # rows [u P_v, Q_v - 1, -u P_w, Q_w - 1] over the columns u, u^2, ..., u^(deg+1)
+        tail = [list(pv), qv[1:] + [0.0], [-c for c in pw], qw[1:] + [0.0]]
         rows = {
             # exponent of the Gauss-Legendre integrand: [c h, h^2] @ gl_exp
             "gl_exp": [[-sj for sj in s], [-0.5 * sj * sj for sj in s]],
             # [S0, S1, S2] = f @ gl_sum
             "gl_sum": [[wj, wj * sj, wj * sj * sj] for sj, wj in zip(s, w, strict=True)],
-            # the tail's rational functions: [P_v, Q_v, -P_w, Q_w] = [u, u^2, ...] @ tail + tail0
-            # (tail_var, tail_var0: the first two columns alone)
-            "tail": tail[1:], "tail0": tail[0],
-            "tail_var": [r[:2] for r in tail[1:]], "tail_var0": tail[0][:2],
+            # the tail's rational functions (see _below); tail_var: the first two rows
+            "tail": tail, "tail_var": tail[:2],
         }
         table = {k: xp.asarray(r, dtype=like.dtype, device=device_of(like))
                  for k, r in rows.items()}
@@ -367,8 +366,8 @@ def _below(x, lam, xp, *, mean: bool = True):
     ratio is the continued fraction :math:`zR(z) = 1/(1 + u/(1 + 2u/(1 + \dots)))`), so fixed
     rational functions :math:`P(u)/Q(u)` of degree 5 (float64; 3 in float32) give them to a
     few ulps (``_TAIL_FIT``, fitted by ``benchmarks/fit_tail.py``). The powers of ``u`` are
-    stacked on a trailing axis and one matrix product gives the numerators and denominators
-    together: a fixed number of array operations, little elementwise work.
+    stacked and one matrix product gives the numerators and denominators together: a fixed
+    number of array operations, little elementwise work. ``x`` has at least one axis.
     """
     delta = x + lam
     var = 1.0 - lam * delta
@@ -378,14 +377,16 @@ def _below(x, lam, xp, *, mean: bool = True):
     neg_z = clip(x, None, -start, xp)  # -z, or -start outside the tail
     u = (neg_z * neg_z) ** -1.0  # (** -2.0 is a slow generic power in NumPy)
     powers = [u]
-    for _ in range(t["tail"].shape[0] - 1):
+    for _ in range(t["tail"].shape[1] - 1):
         powers.append(powers[-1] * u)
-    key = "tail" if mean else "tail_var"
-    r = xp.stack(powers, axis=-1) @ t[key] + t[key + "0"]  # [..., P_v, Q_v(, -P_w, Q_w)]
-    var = xp.where(tail, r[..., 0] / r[..., 1] * u, var)
+    # [u P_v, Q_v - 1(, -u P_w, Q_w - 1)] from the powers u .. u^(deg+1), stacked next to
+    # the last axis of x (contiguous rows; a batched product, no reshapes, no constants)
+    r = t["tail" if mean else "tail_var"] @ xp.stack(powers, axis=-2)
+    var = xp.where(tail, r[..., 0, :] / (r[..., 1, :] + 1.0), var)
     if not mean:
         return var
-    return xp.where(tail, r[..., 2] / (r[..., 3] * neg_z), delta), var
+    # delta = P_w / (z Q_w) = (u P_w) z / Q_w
+    return xp.where(tail, r[..., 2, :] * neg_z / (r[..., 3, :] + 1.0), delta), var
 
 
 class _Bins:

@@ -95,17 +95,19 @@ def fit(start: float, deg: int, points: int = 300):
 
 def evaluate(coef, z, dtype):
     """``(var, delta)`` at ``z`` the way ``invdiff.special._below`` computes them: one matrix
-    product of the powers ``u .. u^(deg+1)`` gives ``u P_v``, ``Q_v - 1``, ``u P_w``,
+    product of the powers ``u .. u^(deg+1)`` gives ``u P_v``, ``u P_w``, ``Q_v - 1``,
     ``Q_w - 1``; then ``var = u P_v / Q_v`` and ``delta = (u P_w) z / Q_w``."""
     z = np.asarray(z, dtype=dtype)
     u = (z * z) ** -1.0
     (pv, qv), (pw, qw) = coef
-    powers = [u]
-    for _ in range(len(pv) - 1):
+    rows = [list(pv), list(pw), qv[1:] + [0.0], qw[1:] + [0.0]]
+    table = np.array([row + [0.0] * (len(row) % 2) for row in rows], dtype=dtype)
+    powers = [u]  # u .. u^h, then times u^h: u^(h+1) .. u^2h
+    for _ in range(table.shape[1] // 2 - 1):
         powers.append(powers[-1] * u)
-    table = np.array([pv, qv[1:] + [0.0], pw, qw[1:] + [0.0]], dtype=dtype)
-    r = table @ np.stack(powers, axis=-2)
-    return r[0] / (r[1] + 1.0), r[2] * z / (r[3] + 1.0)
+    low = np.stack(powers)
+    r = table @ np.concatenate([low, low * powers[-1]])
+    return r[0] / (r[2] + 1.0), r[1] * z / (r[3] + 1.0)
 
 
 def check(coef, start: float, dtype: str):

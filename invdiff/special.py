@@ -305,15 +305,17 @@ def _tables(xp, like) -> dict:
     if table is None:
         s, w = _gauss_legendre(_GL_NODES)
         (pv, qv), (pw, qw) = _TAIL_FIT[_precision(like.dtype, xp)]
-        # rows [u P_v, Q_v - 1, -u P_w, Q_w - 1] over the columns u, u^2, ..., u^(deg+1)
-        tail = [list(pv), qv[1:] + [0.0], [-c for c in pw], qw[1:] + [0.0]]
+        # rows [u P_v, -u P_w, Q_v - 1, Q_w - 1] over the columns u, u^2, ..., u^(deg+1)
+        # (padded with zeros to an even count, see _below)
+        tail = [list(pv), [-c for c in pw], qv[1:] + [0.0], qw[1:] + [0.0]]
+        tail = [row + [0.0] * (len(row) % 2) for row in tail]
         rows = {
             # exponent of the Gauss-Legendre integrand: [c h, h^2] @ gl_exp
             "gl_exp": [[-sj for sj in s], [-0.5 * sj * sj for sj in s]],
             # [S0, S1, S2] = f @ gl_sum
             "gl_sum": [[wj, wj * sj, wj * sj * sj] for sj, wj in zip(s, w, strict=True)],
-            # the tail's rational functions (see _below); tail_var: the first two rows
-            "tail": tail, "tail_var": tail[:2],
+            # the tail's rational functions (see _below); tail_var: u P_v and Q_v - 1 alone
+            "tail": tail, "tail_var": [tail[0], tail[2]],
         }
         table = {k: xp.asarray(r, dtype=like.dtype, device=device_of(like))
                  for k, r in rows.items()}
@@ -366,8 +368,9 @@ def _below(x, lam, xp, *, mean: bool = True):
     ratio is the continued fraction :math:`zR(z) = 1/(1 + u/(1 + 2u/(1 + \dots)))`), so fixed
     rational functions :math:`P(u)/Q(u)` of degree 5 (float64; 3 in float32) give them to a
     few ulps (``_TAIL_FIT``, fitted by ``benchmarks/fit_tail.py``). The powers of ``u`` are
-    stacked and one matrix product gives the numerators and denominators together: a fixed
-    number of array operations, little elementwise work. ``x`` has at least one axis.
+    stacked on a leading axis of the flattened ``x`` and one matrix product gives the
+    numerators and denominators together: a fixed number of array operations, little
+    elementwise work.
     """
     delta = x + lam
     var = 1.0 - lam * delta
@@ -375,18 +378,20 @@ def _below(x, lam, xp, *, mean: bool = True):
     tail = x < -start
     t = _tables(xp, x)
     neg_z = clip(x, None, -start, xp)  # -z, or -start outside the tail
-    u = (neg_z * neg_z) ** -1.0  # (** -2.0 is a slow generic power in NumPy)
+    u = xp.reshape((neg_z * neg_z) ** -1.0, (-1,))  # (** -2.0 is a slow generic power in NumPy)
+    # the powers u .. u^k (k = 2h columns of the table) as [u .. u^h] and [u .. u^h] * u^h
     powers = [u]
-    for _ in range(t["tail"].shape[1] - 1):
+    for _ in range(t["tail"].shape[1] // 2 - 1):
         powers.append(powers[-1] * u)
-    # [u P_v, Q_v - 1(, -u P_w, Q_w - 1)] from the powers u .. u^(deg+1), stacked next to
-    # the last axis of x (contiguous rows; a batched product, no reshapes, no constants)
-    r = t["tail" if mean else "tail_var"] @ xp.stack(powers, axis=-2)
-    var = xp.where(tail, r[..., 0, :] / (r[..., 1, :] + 1.0), var)
+    low = xp.stack(powers)
+    # [u P_v(, -u P_w), Q_v - 1(, Q_w - 1)]: one product, no constant terms
+    r = t["tail" if mean else "tail_var"] @ xp.concat([low, low * powers[-1]])
     if not mean:
-        return var
-    # delta = P_w / (z Q_w) = (u P_w) z / Q_w
-    return xp.where(tail, r[..., 2, :] * neg_z / (r[..., 3, :] + 1.0), delta), var
+        return xp.where(tail, xp.reshape(r[0, ...] / (r[1, ...] + 1.0), x.shape), var)
+    ratios = xp.reshape(r[:2, ...] / (r[2:, ...] + 1.0), (2, *x.shape))  # [u v, -u w]
+    var = xp.where(tail, ratios[0, ...], var)
+    # delta = w / z = (u w) z
+    return xp.where(tail, ratios[1, ...] * neg_z, delta), var
 
 
 class _Bins:

@@ -61,9 +61,34 @@ _NARROW = 2.0
 _GL_NODES = 12
 # N(0,1) conditioned on X <= x for x < -_TAIL_START[dtype]: x + lambda(x) and the variance
 # cancel (relative error ~ eps x^4: 5e-13 at x = -6 in float64, 1.5e-5 at x = -3 in float32),
-# so the moments come from a _LAGUERRE_NODES-point Gauss-Laguerre rule instead (<= 1e-14).
+# so the moments come from rational functions of u = 1/x^2 instead (see _below). Coefficients
+# from ``python -m benchmarks.fit_tail`` (relative fit in mpmath, Chebyshev points in u):
+# evaluated as _below does, the largest relative error against mpmath on a dense grid of
+# z = -x in [start, 1e8] is 8.9e-16 (var) and 6.7e-16 (delta) in float64, 2.7e-7 and
+# 2.9e-7 in float32 (fit errors alone 2.3e-16 / 3.2e-17 and 2.7e-8 / 7.1e-9).
 _TAIL_START = {"float64": 6.0, "float32": 3.0}
-_LAGUERRE_NODES = 14
+_TAIL_FIT = {
+    "float64": (
+        # v = P/Q: P, Q coefficients of u^0 .. u^5
+        ([0.9999999999999998, 59.17728855358745, 1135.4899037746584, 8056.946861961713,
+          16853.654693788278, 1520.0228183711515],
+         [1.0, 65.1772885535848, 1476.5536351012356, 14175.404241103068,
+          55486.23532978164, 66167.16801970395]),
+        # w = P/Q: P, Q coefficients of u^0 .. u^5
+        ([1.0, 51.43946983994424, 857.5295568235942, 5367.326173453143,
+          10701.483778883097, 3048.8805242519306],
+         [1.0, 53.439469839943875, 954.4084965041446, 6815.748467585191,
+          18037.416695460674, 12026.152196779565]),
+    ),
+    "float32": (
+        # v = P/Q: P, Q coefficients of u^0 .. u^3
+        ([0.9999999727644167, 20.100752808359452, 77.09137952507017, 10.51334426668307],
+         [1.0, 26.100708005723277, 183.70744477203215, 324.4820714973884]),
+        # w = P/Q: P, Q coefficients of u^0 .. u^3
+        ([0.9999999929431702, 17.02774354007836, 60.145368510308586, 24.010712604337147],
+         [1.0, 19.027733008431685, 88.20335251992228, 83.90288926559478]),
+    ),
+}
 # Above this x, Phi(x) = 1 to double precision and phi/Phi is phi (autodiff-safe hazard).
 _HAZARD_PHI = 9.0
 # Stand-ins for infinite edges: (-inf, b] becomes [-|b| - _FAR, b] (its lower edge carries
@@ -269,15 +294,6 @@ def _gauss_legendre(n: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
     return tuple(nodes), tuple(weights)
 
 
-@functools.cache
-def _gauss_laguerre(n: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Nodes and weights of the n-point Gauss-Laguerre rule (weight ``e^-u`` on [0, inf))."""
-    import numpy as np
-
-    u, w = np.polynomial.laguerre.laggauss(n)
-    return tuple(float(v) for v in u), tuple(float(v) for v in w)
-
-
 # Constant tables of the quadratures, one per (namespace, device, dtype): built once, so a
 # call never copies host numbers to a device (a host-to-device copy waits for the stream).
 _TABLES: dict[tuple[str, str, str], dict] = {}
@@ -288,17 +304,18 @@ def _tables(xp, like) -> dict:
     table = _TABLES.get(key)
     if table is None:
         s, w = _gauss_legendre(_GL_NODES)
-        u, v = _gauss_laguerre(_LAGUERRE_NODES)
+        (pv, qv), (pw, qw) = _TAIL_FIT[_precision(like.dtype, xp)]
+        # rows [u P_v, -u P_w, Q_v - 1, Q_w - 1] over the columns u, u^2, ..., u^(deg+1)
+        # (padded with zeros to an even count, see _below)
+        tail = [list(pv), [-c for c in pw], qv[1:] + [0.0], qw[1:] + [0.0]]
+        tail = [row + [0.0] * (len(row) % 2) for row in tail]
         rows = {
             # exponent of the Gauss-Legendre integrand: [c h, h^2] @ gl_exp
             "gl_exp": [[-sj for sj in s], [-0.5 * sj * sj for sj in s]],
             # [S0, S1, S2] = f @ gl_sum
             "gl_sum": [[wj, wj * sj, wj * sj * sj] for sj, wj in zip(s, w, strict=True)],
-            # Gauss-Laguerre, nodes on the leading axis: exp(lag_exp * z^-2) and
-            # [S0, -S1, S2] = lag_sum @ f (the sign of S1 turns x = -z into z)
-            "lag_exp": [[-0.5 * uj * uj] for uj in u],
-            "lag_sum": [list(v), [-vj * uj for uj, vj in zip(u, v, strict=True)],
-                        [vj * uj * uj for uj, vj in zip(u, v, strict=True)]],
+            # the tail's rational functions (see _below); tail_var: u P_v and Q_v - 1 alone
+            "tail": tail, "tail_var": [tail[0], tail[2]],
         }
         table = {k: xp.asarray(r, dtype=like.dtype, device=device_of(like))
                  for k, r in rows.items()}
@@ -306,8 +323,13 @@ def _tables(xp, like) -> dict:
     return table
 
 
+def _precision(dtype, xp) -> str:
+    """Which table of the tail (``_TAIL_START``, ``_TAIL_FIT``) a floating dtype uses."""
+    return "float32" if xp.finfo(dtype).eps > 1e-10 else "float64"
+
+
 def _tail_start(x, xp) -> float:
-    return _TAIL_START["float32" if xp.finfo(x.dtype).eps > 1e-10 else "float64"]
+    return _TAIL_START[_precision(x.dtype, xp)]
 
 
 # --------------------------------------------------------------------------------------
@@ -340,29 +362,36 @@ def _below(x, lam, xp, *, mean: bool = True):
     or ``var`` alone when ``mean`` is False.
 
     ``delta = x - mean = x + lambda`` and ``var = 1 - lambda * delta``. Below
-    ``x = -_TAIL_START`` both cancel; there, with :math:`z = -x` and :math:`Y = x - X \ge 0`
-    of density :math:`\propto e^{-zy - y^2/2}`, the substitution :math:`u = zy` gives
-    :math:`E[Y^k] \propto z^{-k}\int_0^\infty u^k e^{-u} e^{-u^2/(2z^2)}\,du`, a smooth
-    integrand for Gauss-Laguerre: ``delta = E[Y]`` and ``var = Var[Y]`` with nothing
-    cancelling (``Var[Y] ~ E[Y]^2``). The rule's nodes live on a leading axis of the
-    flattened ``x`` (a contiguous product, then one matrix product for the three sums): a
-    fixed number of array operations, whatever the accuracy asked.
+    ``x = -_TAIL_START`` both cancel; there, with :math:`z = -x` and :math:`u = 1/z^2`,
+    :math:`v(u) = z^2\,\mathrm{var}` and :math:`w(u) = z\,\delta` are smooth on
+    :math:`[0, 1/\mathrm{start}^2]` with :math:`v(0) = w(0) = 1` (Stieltjes-like: the Mills
+    ratio is the continued fraction :math:`zR(z) = 1/(1 + u/(1 + 2u/(1 + \dots)))`), so fixed
+    rational functions :math:`P(u)/Q(u)` of degree 5 (float64; 3 in float32) give them to a
+    few ulps (``_TAIL_FIT``, fitted by ``benchmarks/fit_tail.py``). The powers of ``u`` are
+    stacked on a leading axis of the flattened ``x`` and one matrix product gives the
+    numerators and denominators together: a fixed number of array operations, little
+    elementwise work.
     """
     delta = x + lam
     var = 1.0 - lam * delta
     start = _tail_start(x, xp)
     tail = x < -start
     t = _tables(xp, x)
-    neg_z = xp.reshape(clip(x, None, -start, xp), (-1,))  # -z, or -start outside the tail
-    inv_z2 = (neg_z * neg_z) ** -1.0  # (** -2.0 is a slow generic power in NumPy)
-    s = t["lag_sum"] @ xp.exp(t["lag_exp"] * inv_z2)  # (3, x.size): S0, -S1, S2
-    s0 = s[0, ...]
-    m = s[1, ...] / s0  # -E[zY]
-    var_c = xp.reshape((s[2, ...] / s0 - m * m) * inv_z2, x.shape)
-    var = xp.where(tail, var_c, var)
+    neg_z = clip(x, None, -start, xp)  # -z, or -start outside the tail
+    u = xp.reshape((neg_z * neg_z) ** -1.0, (-1,))  # (** -2.0 is a slow generic power in NumPy)
+    # the powers u .. u^k (k = 2h columns of the table) as [u .. u^h] and [u .. u^h] * u^h
+    powers = [u]
+    for _ in range(t["tail"].shape[1] // 2 - 1):
+        powers.append(powers[-1] * u)
+    low = xp.stack(powers)
+    # [u P_v(, -u P_w), Q_v - 1(, Q_w - 1)]: one product, no constant terms
+    r = t["tail" if mean else "tail_var"] @ xp.concat([low, low * powers[-1]])
     if not mean:
-        return var
-    return xp.where(tail, xp.reshape(m / neg_z, x.shape), delta), var
+        return xp.where(tail, xp.reshape(r[0, ...] / (r[1, ...] + 1.0), x.shape), var)
+    ratios = xp.reshape(r[:2, ...] / (r[2:, ...] + 1.0), (2, *x.shape))  # [u v, -u w]
+    var = xp.where(tail, ratios[0, ...], var)
+    # delta = w / z = (u w) z
+    return xp.where(tail, ratios[1, ...] * neg_z, delta), var
 
 
 class _Bins:
@@ -582,9 +611,10 @@ def truncnorm_moments(a, b):
     * one-sided :math:`(-\infty, b]`: :math:`1 - \lambda\delta` with
       :math:`\delta = b + \lambda`; below :math:`b = -6` (float64; :math:`-3` in float32)
       both cancel, and with :math:`z = -b` and :math:`Y = b - X` of density
-      :math:`\propto e^{-zy - y^2/2}` on :math:`y \ge 0`, a 14-point Gauss–Laguerre rule in
-      :math:`u = zy` (integrand :math:`e^{-u^2/(2z^2)}`, smooth) gives :math:`\delta = E[Y]`
-      and the variance :math:`\mathrm{Var}[Y]` to about :math:`10^{-14}`, nothing cancelling;
+      :math:`\propto e^{-zy - y^2/2}` on :math:`y \ge 0`, :math:`z\,\delta = z E[Y]` and
+      :math:`z^2 \mathrm{Var}[Y]` are smooth functions of :math:`u = 1/z^2` on
+      :math:`[0, 1/36]`, approximated by fixed rational functions of degree 5 to a few ulps
+      (degree 3 on :math:`[0, 1/9]` in float32), nothing cancelling;
     * wide two-sided with :math:`b \le 0`: the bin is the signed mixture
       :math:`(P_{\le b} - \rho P_{\le a})/(1-\rho)`, so moments about :math:`b` combine the
       one-sided :math:`(\delta, \mathrm{var})` of both edges:

@@ -305,7 +305,8 @@ def test_a_fixed_small_number_of_array_operations():
 
 
 def test_float32_tail_switch_is_continuous():
-    """float32 switches to the fitted tail (rational in 1/x^2) at x = -3 (the closed form keeps 5 digits there)."""
+    """float32 switches to the fitted tail (rational in 1/x^2) at x = -3 (the closed form
+    keeps 5 digits there)."""
     x0 = special._TAIL_START["float32"]
     b = np.array([-x0 * (1 + 1e-6), -x0 * (1 - 1e-6), -x0 - 4.0, -x0 + 0.5], dtype=np.float32)
     a = np.full_like(b, -np.inf)

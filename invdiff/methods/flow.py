@@ -236,7 +236,8 @@ def ot_ode(model, op, y, sigma_y, *, rng=None, x_init=None, n=None, steps: int =
       AFHQ-Cat, ``scripts/script_test_afhq.sh``), denoising 0.7 + ``gamma_t``, SR 0.9 +
       constant, random inpainting 0.9 + constant, box inpainting 0.9 + ``gamma_t``. On our
       validation images (MNIST 9000–9007, the two natural validation crops; ``python -m
-      benchmarks.validation_choices --methods OT-ODE``, :math:`t_0` in 0.5–0.9 × both γ)
+      benchmarks.validation_choices --methods OT-ODE,TV --n-val 8``, :math:`t_0` in
+      0.5–0.9 × both γ; ``benchmarks/results/validation_choices-ot_ode.md``)
       the mean PSNR (MNIST / natural, dB) was: deblurring (both kernels) 24.31 / 20.30 at the
       default, 24.13 / 20.28 at PnP-Flow's 0.6 + ``gamma_t``, 24.27 / 20.53 at 0.9 +
       ``gamma_t`` (best); SR 17.18 / 16.70 default, 17.10 / 16.85 at 0.9 + ``gamma_t``

@@ -16,9 +16,13 @@ import subprocess
 import sys
 from importlib import metadata
 
+import numpy as np
+
 from invdiff.sweep import _report
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
+#: λ grid of the sparsity baselines (Lasso, TV, BIHT) in the full runs, chosen on validation
+LAMBDA_GRID = [float(v) for v in np.logspace(-4, 1, 11)]
 #: Where ``--quick`` runs write by default (gitignored scratch, never the committed results).
 QUICK_RESULTS = RESULTS / "quick"
 

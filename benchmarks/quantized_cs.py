@@ -69,6 +69,7 @@ import invdiff.sweep as sw
 
 from . import _images
 from ._common import (
+    LAMBDA_GRID,
     add_run_arguments,
     add_sweep_arguments,
     fill_defaults,
@@ -388,7 +389,7 @@ def parse(argv=None):
     full = {"n_test": 100, "n_val": 100, "levels": LEVELS, "steps_each": 5, "batch": 25,
             "daps_levels": 200, "daps_langevin": 100,
             "lasso_iters": 500, "biht_iters": 300,
-            "lambdas": [float(v) for v in np.logspace(-4, 1, 11)],
+            "lambdas": list(LAMBDA_GRID),
             "sparsities": [25.0, 50.0, 75.0, 100.0, 150.0, 200.0, 300.0, 400.0, 500.0, 600.0]}
     quick = {"n_test": 8, "n_val": 8, "levels": 20, "steps_each": 2, "batch": 8,
              "daps_levels": 10, "daps_langevin": 20,

@@ -76,6 +76,7 @@ from invdiff.methods.daps import TAU_REFERENCE
 
 from . import _images
 from ._common import (
+    LAMBDA_GRID,
     add_run_arguments,
     add_sweep_arguments,
     fill_defaults,
@@ -434,7 +435,7 @@ def parse(argv=None):
         p.error(f"--methods: unknown {sorted(unknown)}; expected a subset of {METHODS}")
     full = {"n_test": 100, "n_val": 100, "steps": 1000, "pigdm_steps": 100, "flow_steps": 50,
             "batch": 25, "mcgdiff_particles": 16, "lasso_iters": 500, "tv_iters": 300,
-            "lambdas": [float(v) for v in np.logspace(-4, 1, 11)]}
+            "lambdas": list(LAMBDA_GRID)}
     quick = {"n_test": 8, "n_val": 8, "steps": 20, "pigdm_steps": 20, "flow_steps": 10,
              "batch": 8, "mcgdiff_particles": 4, "lasso_iters": 100, "tv_iters": 100,
              "lambdas": [1e-3, 1e-2, 1e-1, 1.0]}

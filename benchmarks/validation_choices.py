@@ -36,7 +36,13 @@ import numpy as np
 import invdiff as ivd
 
 from . import _images, restoration
-from ._common import add_run_arguments, fill_defaults, results_dir, write_results
+from ._common import (
+    LAMBDA_GRID,
+    add_run_arguments,
+    fill_defaults,
+    results_dir,
+    write_results,
+)
 
 
 def _candidates(args):
@@ -69,8 +75,7 @@ def _tv(task, y, x_val, args):
     def solve(yy, lam):
         return ivd.baselines.tv(task.op, yy, lam, iters=args.tv_iters)
 
-    lam = ivd.baselines.select_lambda(solve, args.lambdas, x_val, y, data_range=2.0)[0]
-    return solve(y, lam)
+    return _images.tune_and_solve(solve, args.lambdas, x_val, y, y, data_range=2.0)[0]
 
 
 def run_dataset(dataset, model, x_val, args):
@@ -180,7 +185,7 @@ def parse(argv=None):
     args.etas = [float(v) for v in str(args.etas).split(",")]
     args.t_starts = [float(v) for v in str(args.t_starts).split(",")]
     args.gammas = [v.strip() for v in str(args.gammas).split(",")]
-    args.lambdas = [float(v) for v in np.logspace(-4, 1, 11)]  # restoration's TV grid
+    args.lambdas = list(LAMBDA_GRID)  # restoration's TV grid
     return args
 
 

@@ -128,8 +128,8 @@ DECOUPLED_SETTINGS = {
 #: run it per task: deblurring 0.6 + gamma_t, SR 0.9 constant, random inpainting 0.9
 #: constant, denoising 0.7 + gamma_t. Taken where the validation images agree (mean PSNR
 #: over MNIST 9000-9007 and the two natural validation crops no lower than the recipe's
-#: default 0.8 + constant), else the validation best (python -m benchmarks.validation_choices
-#: --methods OT-ODE; the numbers are in invdiff.methods.ot_ode's docstring).
+#: default 0.8 + constant), else the validation best (results/validation_choices-ot_ode.md,
+#: from python -m benchmarks.validation_choices --methods OT-ODE,TV --n-val 8).
 OT_ODE_SETTINGS = {
     "SR": {"t_start": 0.9, "gamma": "gamma_t"},  # validation (PnP-Flow's 0.9 constant diverges)
     "deblur": {"t_start": 0.9, "gamma": "gamma_t"},  # validation (PnP-Flow's 0.6 is 0.2 dB lower)
